@@ -1,0 +1,1 @@
+//! cnnspot-fetch (work in progress)

@@ -1,0 +1,1 @@
+//! cnnspot-image (work in progress)

@@ -1,0 +1,1 @@
+//! cnnspot-weights (work in progress)
