@@ -1,7 +1,5 @@
 //! Downloads against a local HTTP server (see `common`).
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,7 +8,7 @@ use cnnspot_fetch::{
     cached_checkpoint, fetch_known, fetch_to, recorded_sha256, sha256_sidecar, FetchError,
     FetchOptions, Fetched,
 };
-use common::{Seen, Server};
+use cnnspot_testdata::http_server::{self as common, Seen, Server};
 use sha2::{Digest, Sha256};
 
 fn fixture(shared: &Path) -> Vec<u8> {

@@ -4,8 +4,6 @@
 //! `Connection: close`. It serves at most `MAX_CONNECTIONS` connections, gives
 //! up on a silent client after a few seconds, and stops when dropped.
 
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,0 +1,331 @@
+//! The detector: a loaded network plus the reference preprocessing, and a
+//! pipeline that scores many files with decoding running beside the model.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use cnnspot_image::{PreprocessOptions, Preprocessed};
+
+use crate::error::{Error, Result};
+use crate::model::{Arch, ResNet};
+use crate::weights;
+
+/// The compute device cnnspot uses by default (burn's flex CPU backend).
+pub fn default_device() -> Device {
+    Device::flex()
+}
+
+/// What was loaded, for reports and `--format jsonl`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelInfo {
+    /// The weight file.
+    pub path: PathBuf,
+    /// Its container format.
+    pub format: String,
+    /// Architecture inferred from its tensors.
+    pub arch: String,
+    /// Learnable parameters.
+    pub parameters: u64,
+}
+
+/// The score of one image.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Score {
+    /// Raw output of the network.
+    pub logit: f32,
+    /// `sigmoid(logit)`: the (uncalibrated) probability that the image is synthetic.
+    pub probability: f32,
+    /// Width of the image as decoded (before any crop).
+    pub width: u32,
+    /// Height of the image as decoded (before any crop).
+    pub height: u32,
+}
+
+/// Logistic function, computed so that large |x| does not overflow.
+pub fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// A network ready to score images.
+#[derive(Debug)]
+pub struct Detector {
+    net: ResNet,
+    device: Device,
+    arch: Arch,
+    info: ModelInfo,
+}
+
+impl Detector {
+    /// Loads a weight file (PyTorch zip or legacy `.pth`, or safetensors),
+    /// inferring the architecture from its tensors.
+    pub fn load(path: &Path) -> Result<Detector> {
+        Self::load_on(path, &default_device())
+    }
+
+    /// As [`Detector::load`], on a chosen device.
+    pub fn load_on(path: &Path, device: &Device) -> Result<Detector> {
+        let ckpt = weights::read(path)?;
+        let state = weights::state_dict(&ckpt);
+        let (net, arch) =
+            ResNet::from_state_dict(&state, device).map_err(|source| Error::Model {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let parameters = state
+            .iter()
+            .filter(|(n, _)| n.ends_with(".weight") || n.ends_with(".bias"))
+            .map(|(_, (_, v))| v.len() as u64)
+            .sum();
+        Ok(Detector {
+            net,
+            device: device.clone(),
+            arch,
+            info: ModelInfo {
+                path: path.to_path_buf(),
+                format: ckpt.format.to_string(),
+                arch: arch.name().to_string(),
+                parameters,
+            },
+        })
+    }
+
+    /// The architecture of the loaded network.
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    /// What was loaded.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The network itself.
+    pub fn network(&self) -> &ResNet {
+        &self.net
+    }
+
+    /// Logits for an NCHW batch given as a flat `[n, 3, h, w]` array.
+    pub fn logits_nchw(&self, data: Vec<f32>, n: usize, h: usize, w: usize) -> Result<Vec<f32>> {
+        if data.len() != n * 3 * h * w {
+            return Err(Error::Inference(format!(
+                "batch of {} values does not have shape [{n}, 3, {h}, {w}]",
+                data.len()
+            )));
+        }
+        let x: Tensor<4> = Tensor::from_data(TensorData::new(data, [n, 3, h, w]), &self.device);
+        let out = self.net.forward(x);
+        let values = out
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| Error::Inference(format!("{e:?}")))?;
+        // One logit per image: keep the first output if the head has more.
+        let per = values.len() / n.max(1);
+        Ok(values.chunks(per.max(1)).map(|c| c[0]).collect())
+    }
+
+    /// Logits for preprocessed images of one size, in one forward pass.
+    pub fn logits(&self, batch: &[&Preprocessed]) -> Result<Vec<f32>> {
+        let Some(first) = batch.first() else {
+            return Ok(Vec::new());
+        };
+        let (h, w) = (first.height as usize, first.width as usize);
+        if let Some(odd) = batch
+            .iter()
+            .find(|p| p.height as usize != h || p.width as usize != w)
+        {
+            return Err(Error::MixedSizes(format!(
+                "{w}x{h} and {}x{}",
+                odd.width, odd.height
+            )));
+        }
+        let mut data = Vec::with_capacity(batch.len() * 3 * h * w);
+        for p in batch {
+            data.extend_from_slice(&p.data);
+        }
+        self.logits_nchw(data, batch.len(), h, w)
+    }
+
+    /// Scores one preprocessed image.
+    pub fn score(&self, image: &Preprocessed) -> Result<Score> {
+        let logit = self.logits(&[image])?[0];
+        Ok(to_score(logit, image))
+    }
+
+    /// Reads, preprocesses and scores one file.
+    pub fn score_path(&self, path: &Path, opts: &PreprocessOptions) -> Result<Score> {
+        let image = cnnspot_image::preprocess_path(path, opts).map_err(|source| Error::Image {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.score(&image)
+    }
+
+    /// Scores many files, decoding on `decoders` threads while the model runs
+    /// and batching images of equal size (up to `batch_size`, and up to
+    /// `max_batch_pixels` pixels per batch). `on_result` is called once per
+    /// input, in input order; a file that cannot be read gets its error and
+    /// the rest go on.
+    pub fn score_paths(
+        &self,
+        paths: &[PathBuf],
+        opts: &PreprocessOptions,
+        batching: &Batching,
+        mut on_result: impl FnMut(usize, &Path, Result<Score>),
+    ) {
+        let next = AtomicUsize::new(0);
+        let decoders = batching.decoders.max(1).min(paths.len().max(1));
+        // Bounded: decoders run at most this far ahead of the model.
+        let (tx, rx) = mpsc::sync_channel::<(usize, Result<Preprocessed>)>(
+            batching.batch_size.max(1) * 2 + decoders,
+        );
+        std::thread::scope(|scope| {
+            for _ in 0..decoders {
+                let tx = tx.clone();
+                let next = &next;
+                scope.spawn(move || loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = paths.get(i) else { break };
+                    let r =
+                        cnnspot_image::preprocess_path(path, opts).map_err(|source| Error::Image {
+                            path: path.clone(),
+                            source,
+                        });
+                    if tx.send((i, r)).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(tx);
+
+            let mut reorder = Reorder::default();
+            let mut emit = |i: usize, r: Result<Score>| {
+                reorder.push(i, r, |j, r| on_result(j, &paths[j], r));
+            };
+            let mut groups: HashMap<(u32, u32), Vec<(usize, Preprocessed)>> = HashMap::new();
+            let run = |group: Vec<(usize, Preprocessed)>,
+                       emit: &mut dyn FnMut(usize, Result<Score>)| {
+                let refs: Vec<&Preprocessed> = group.iter().map(|(_, p)| p).collect();
+                match self.logits(&refs) {
+                    Ok(logits) => {
+                        for ((i, p), logit) in group.iter().zip(logits) {
+                            emit(*i, Ok(to_score(logit, p)));
+                        }
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        for (i, _) in &group {
+                            emit(*i, Err(Error::Inference(msg.clone())));
+                        }
+                    }
+                }
+            };
+            for (i, r) in rx {
+                match r {
+                    Err(e) => emit(i, Err(e)),
+                    Ok(p) => {
+                        let key = (p.width, p.height);
+                        let pixels = p.width as u64 * p.height as u64;
+                        let group = groups.entry(key).or_default();
+                        group.push((i, p));
+                        let full = group.len() >= batching.batch_size.max(1)
+                            || group.len() as u64 * pixels >= batching.max_batch_pixels;
+                        if full {
+                            if let Some(g) = groups.remove(&key) {
+                                run(g, &mut emit);
+                            }
+                        }
+                    }
+                }
+            }
+            for (_, g) in groups.drain() {
+                run(g, &mut emit);
+            }
+        });
+    }
+}
+
+/// How [`Detector::score_paths`] groups work.
+#[derive(Debug, Clone)]
+pub struct Batching {
+    /// Images per forward pass at most.
+    pub batch_size: usize,
+    /// Pixels per forward pass at most (bounds memory for large uncropped images).
+    pub max_batch_pixels: u64,
+    /// Threads decoding and preprocessing images.
+    pub decoders: usize,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Batching {
+            batch_size: 8,
+            max_batch_pixels: 8 * 256 * 256,
+            decoders: 1,
+        }
+    }
+}
+
+fn to_score(logit: f32, p: &Preprocessed) -> Score {
+    Score {
+        logit,
+        probability: sigmoid(logit),
+        width: p.original_width,
+        height: p.original_height,
+    }
+}
+
+/// Releases results in input order although they complete out of order.
+struct Reorder<T> {
+    next: usize,
+    waiting: BTreeMap<usize, T>,
+}
+
+impl<T> Default for Reorder<T> {
+    fn default() -> Self {
+        Reorder {
+            next: 0,
+            waiting: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> Reorder<T> {
+    fn push(&mut self, i: usize, value: T, mut out: impl FnMut(usize, T)) {
+        self.waiting.insert(i, value);
+        while let Some(v) = self.waiting.remove(&self.next) {
+            out(self.next, v);
+            self.next += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reorder_releases_in_input_order() {
+        let mut r = Reorder::default();
+        let mut seen = Vec::new();
+        for i in [2, 0, 3, 1, 4] {
+            r.push(i, i * 10, |j, v| seen.push((j, v)));
+        }
+        assert_eq!(seen, vec![(0, 0), (1, 10), (2, 20), (3, 30), (4, 40)]);
+    }
+
+    #[test]
+    fn sigmoid_is_stable_and_symmetric() {
+        assert_eq!(sigmoid(0.0), 0.5);
+        assert!((sigmoid(2.0) + sigmoid(-2.0) - 1.0).abs() < 1e-7);
+        assert_eq!(sigmoid(-1000.0), 0.0);
+        assert_eq!(sigmoid(1000.0), 1.0);
+    }
+}

@@ -1,0 +1,98 @@
+//! Typed errors of the library.
+
+use std::path::PathBuf;
+
+use crate::model::Arch;
+
+/// Why a state dict does not fit the network.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The keys match no torchvision ResNet.
+    #[error("the tensors do not form a torchvision ResNet-18/34/50/101/152 (no matching layer1..layer4 blocks)")]
+    UnknownArch,
+    /// A tensor the network needs is absent.
+    #[error("tensor {0} is missing")]
+    MissingTensor(String),
+    /// Some tensors are missing, unexpected or of the wrong shape.
+    #[error("{}", mismatch_message(*arch, missing, unexpected, wrong_shape))]
+    Mismatch {
+        arch: Arch,
+        missing: Vec<String>,
+        unexpected: Vec<String>,
+        wrong_shape: Vec<String>,
+    },
+}
+
+fn list(items: &[String]) -> String {
+    const SHOWN: usize = 8;
+    let mut s = items
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > SHOWN {
+        s.push_str(&format!(" and {} more", items.len() - SHOWN));
+    }
+    s
+}
+
+fn mismatch_message(
+    arch: Arch,
+    missing: &[String],
+    unexpected: &[String],
+    wrong_shape: &[String],
+) -> String {
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(format!("missing {}", list(missing)));
+    }
+    if !unexpected.is_empty() {
+        parts.push(format!("unexpected {}", list(unexpected)));
+    }
+    if !wrong_shape.is_empty() {
+        parts.push(format!("wrong shape: {}", list(wrong_shape)));
+    }
+    format!("the tensors do not fit {arch}: {}", parts.join("; "))
+}
+
+/// Any failure of the library, with the file it concerns where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A weight file could not be read or parsed.
+    #[error(transparent)]
+    Weights(#[from] cnnspot_weights::Error),
+    /// A weight file parsed but does not fit the model.
+    #[error("{path}: {source}")]
+    Model {
+        path: PathBuf,
+        #[source]
+        source: ModelError,
+    },
+    /// An image could not be used.
+    #[error("{path}: {source}")]
+    Image {
+        path: PathBuf,
+        #[source]
+        source: cnnspot_image::ImageError,
+    },
+    /// Images of different sizes were put in one batch.
+    #[error("a batch must hold images of one size; got {0}")]
+    MixedSizes(String),
+    /// The tensor engine failed (a bug, not a user error).
+    #[error("inference failed: {0}")]
+    Inference(String),
+    /// A download failed.
+    #[error(transparent)]
+    Fetch(#[from] cnnspot_fetch::FetchError),
+    /// Writing an output failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Shorthand for results of this library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

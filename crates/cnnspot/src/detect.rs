@@ -1,0 +1,146 @@
+//! `cnnspot detect`: score files, folders and globs.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use cnnspot_core::image::DEFAULT_MAX_PIXELS;
+use cnnspot_core::{Batching, Detector, PreprocessOptions};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::output::{Format, RowWriter};
+use crate::{inputs, weights_cmd, CacheArgs};
+
+#[derive(clap::Args, Debug)]
+pub struct DetectArgs {
+    /// Image files, folders (searched recursively for image files) and glob
+    /// patterns such as 'uploads/*.jpg'.
+    #[arg(required = true, value_name = "PATH")]
+    inputs: Vec<String>,
+
+    /// Weight file (.pth or .safetensors) [default: the cached
+    /// blur_jpg_prob0.5 checkpoint, see `cnnspot weights fetch`]
+    #[arg(long, short, value_name = "FILE")]
+    weights: Option<PathBuf>,
+
+    /// Center-crop to PX x PX pixels first, as in the paper's tables (224);
+    /// by default the whole image is scored.
+    #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(32..=8192), conflicts_with = "no_crop")]
+    crop: Option<u32>,
+
+    /// Score the whole image (the default).
+    #[arg(long)]
+    no_crop: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+
+    /// Probability above which an image is called synthetic.
+    #[arg(long, default_value_t = 0.5, value_parser = parse_threshold)]
+    threshold: f32,
+
+    /// Images per forward pass (images of equal size are batched together).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    batch_size: u32,
+
+    /// Refuse images with more pixels than this (decompression bombs).
+    #[arg(long, default_value_t = DEFAULT_MAX_PIXELS, value_name = "N")]
+    max_pixels: u64,
+
+    /// In folders, score every file, not only those with image extensions.
+    #[arg(long)]
+    all_files: bool,
+
+    /// Do not show a progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+fn parse_threshold(s: &str) -> Result<f32, String> {
+    let t: f32 = s.parse().map_err(|_| format!("{s} is not a number"))?;
+    if (0.0..=1.0).contains(&t) {
+        Ok(t)
+    } else {
+        Err(format!("{s} is not between 0 and 1"))
+    }
+}
+
+pub fn run(args: DetectArgs) -> Result<ExitCode> {
+    let files = inputs::expand(&args.inputs, args.all_files)?;
+    if files.is_empty() {
+        bail!("no image files found in {}", args.inputs.join(", "));
+    }
+    let weights = match &args.weights {
+        Some(w) => w.clone(),
+        None => weights_cmd::default_weights(&args.cache)?,
+    };
+    let detector = Detector::load(&weights)
+        .with_context(|| format!("cannot use the weights {}", weights.display()))?;
+    let opts = PreprocessOptions {
+        crop: args.crop,
+        max_pixels: args.max_pixels,
+    };
+    let batching = Batching {
+        batch_size: args.batch_size as usize,
+        ..Batching::default()
+    };
+
+    let bar = if args.quiet || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        let bar =
+            ProgressBar::with_draw_target(Some(files.len() as u64), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {pos}/{len} images {wide_bar} {per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    };
+
+    let stdout = std::io::stdout().lock();
+    let mut writer = RowWriter::new(args.format, args.threshold, stdout);
+    writer.header()?;
+    let mut failed = 0usize;
+    let mut write_error = None;
+    detector.score_paths(&files, &opts, &batching, |_, path, result| {
+        if result.is_err() {
+            failed += 1;
+        }
+        let printed = bar.suspend(|| match &result {
+            Ok(score) => writer.row(path, Ok(score)),
+            Err(e) => writer.row(path, Err(&image_error_text(e))),
+        });
+        if let Err(e) = printed {
+            write_error.get_or_insert(e);
+        }
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    writer.finish()?;
+    if let Some(e) = write_error {
+        return Err(e.context("cannot write the results"));
+    }
+    if failed > 0 {
+        eprintln!(
+            "{failed} of {} files could not be scored (see their rows)",
+            files.len()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The reason alone: the row already shows the path.
+fn image_error_text(e: &cnnspot_core::Error) -> String {
+    match e {
+        cnnspot_core::Error::Image { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,390 @@
+//! The `cnnspot` binary end to end: scoring folders with bad files, output
+//! formats, exit codes, and fetching weights from a server on 127.0.0.1.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use cnnspot_testdata::http_server::Server;
+use cnnspot_testdata::require_shared;
+use serde_json::Value;
+
+fn cnnspot(args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cnnspot"));
+    cmd.args(args);
+    cmd.env_remove("CNNSPOT_CACHE_DIR");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("cnnspot runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn jsonl(out: &Output) -> Vec<Value> {
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+/// A PNG whose IHDR claims `w` x `h`, with a valid CRC and no pixel data.
+fn png_header(w: u32, h: u32) -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let crc = crc32(&ihdr);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc.to_be_bytes());
+    png
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A folder with two good images and five bad ones.
+fn bad_folder(shared: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fixtures = shared.join("fixtures");
+    std::fs::copy(fixtures.join("real.png"), d.join("a_good_real.png")).unwrap();
+    std::fs::copy(fixtures.join("fake.png"), d.join("b_good_fake.png")).unwrap();
+    // Corrupt PNG: the pixel data of real.png overwritten in the middle.
+    let mut png = std::fs::read(fixtures.join("real.png")).unwrap();
+    let mid = png.len() / 2;
+    for b in &mut png[mid..mid + 64] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(d.join("corrupt.png"), png).unwrap();
+    // Truncated JPEG: the first third of a real JPEG.
+    let jpg = std::fs::read(shared.join("data/dev/mesonet_examples/0_real/real00240.jpg")).unwrap();
+    std::fs::write(d.join("truncated.jpg"), &jpg[..jpg.len() / 3]).unwrap();
+    std::fs::write(d.join("empty.png"), b"").unwrap();
+    std::fs::write(
+        d.join("notes.jpg"),
+        b"these are my holiday notes, not a photo\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("bomb.png"), png_header(100_000, 100_000)).unwrap();
+    dir
+}
+
+#[test]
+fn a_folder_with_bad_files_gets_one_error_row_each_and_scores_the_rest() {
+    let shared = require_shared!();
+    let dir = bad_folder(&shared);
+    let weights = shared.join("fixtures/cnndet_random.pth");
+    let out = cnnspot(
+        &[
+            "detect",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--format",
+            "jsonl",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let rows = jsonl(&out);
+    assert_eq!(rows.len(), 7, "{rows:?}");
+    let row = |name: &str| -> &Value {
+        rows.iter()
+            .find(|r| r["path"].as_str().unwrap().ends_with(name))
+            .unwrap_or_else(|| panic!("no row for {name}"))
+    };
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(shared.join("fixtures/expected.json")).unwrap(),
+    )
+    .unwrap();
+    let want = |image: &str| {
+        expected["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["image"] == image && c["mode"] == "uncropped")
+            .unwrap()["logit"]
+            .as_f64()
+            .unwrap()
+    };
+    for (file, image) in [
+        ("a_good_real.png", "real.png"),
+        ("b_good_fake.png", "fake.png"),
+    ] {
+        let r = row(file);
+        assert!(r.get("error").is_none(), "{r}");
+        assert!(
+            (r["logit"].as_f64().unwrap() - want(image)).abs() < 1e-4,
+            "{r}"
+        );
+        assert_eq!(r["width"], 256);
+    }
+    for (file, reason) in [
+        ("corrupt.png", "corrupt"),
+        ("truncated.jpg", "truncated"),
+        ("empty.png", "empty"),
+        ("notes.jpg", "not an image"),
+        ("bomb.png", "100000x100000"),
+    ] {
+        let r = row(file);
+        let err = r["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{file} has no error: {r}"));
+        assert!(err.contains(reason), "{file}: {err}");
+        assert!(r["probability"].is_null());
+    }
+    assert!(text(&out.stderr).contains("5 of 7 files could not be scored"));
+}
+
+#[test]
+fn csv_and_table_rows_carry_the_same_scores_and_the_threshold_decides() {
+    let shared = require_shared!();
+    let weights = shared.join("fixtures/cnndet_random.pth");
+    let images: Vec<PathBuf> = ["real.png", "fake.png"]
+        .iter()
+        .map(|n| shared.join("fixtures").join(n))
+        .collect();
+    let base = |format: &str, threshold: &str| -> Output {
+        let mut args = vec![
+            "detect",
+            "--crop",
+            "224",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--format",
+            format,
+            "--threshold",
+            threshold,
+        ];
+        args.extend(images.iter().map(|p| p.to_str().unwrap()));
+        cnnspot(&args, &[])
+    };
+    let csv = base("csv", "0.3");
+    assert!(csv.status.success(), "{}", text(&csv.stderr));
+    let csv = text(&csv.stdout);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "path,probability,logit,width,height,synthetic,error"
+    );
+    // crop224 probabilities: real 0.268, fake 0.442 (expected.json).
+    assert!(
+        lines[1].contains("real.png") && lines[1].contains(",false,"),
+        "{csv}"
+    );
+    assert!(
+        lines[2].contains("fake.png") && lines[2].contains(",true,"),
+        "{csv}"
+    );
+    let prob: f64 = lines[2].split(',').nth(1).unwrap().parse().unwrap();
+    assert!((prob - 0.4416).abs() < 1e-3, "{prob}");
+
+    let table = base("table", "0.5");
+    let table = text(&table.stdout);
+    assert!(table.lines().nth(2).unwrap().contains("real "), "{table}");
+}
+
+#[test]
+fn missing_inputs_and_bad_flags_fail_with_one_sentence() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cnnspot(&["detect", "--weights", "x.pth", "/no/such/file.png"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("/no/such/file.png: no such file or folder"));
+
+    // No --weights and an empty cache: says how to get weights.
+    let img = dir.path().join("a.png");
+    std::fs::write(&img, b"x").unwrap();
+    let out = cnnspot(
+        &["detect", img.to_str().unwrap()],
+        &[("CNNSPOT_CACHE_DIR", dir.path())],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cnnspot weights fetch") && err.contains("--weights"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    let out = cnnspot(
+        &["detect", "--threshold", "1.5", img.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn weights_fetch_keeps_only_a_checkpoint_that_loads_into_the_model() {
+    let shared = require_shared!();
+    let ckpt = std::fs::read(shared.join("fixtures/cnndet_random.pth")).unwrap();
+    let server = Server::start(ckpt.clone());
+    let cache = tempfile::tempdir().unwrap();
+    let cache_arg = cache.path().to_str().unwrap();
+    let kept = cache.path().join("weights/blur_jpg_prob0.5.pth");
+
+    // An HTML page (what a wrong Dropbox link gives) is refused.
+    let out = cnnspot(
+        &[
+            "weights",
+            "fetch",
+            "--cache-dir",
+            cache_arg,
+            "--url",
+            &server.url("/html"),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("HTML"), "{}", text(&out.stderr));
+    assert!(!kept.exists());
+
+    // A truncated body is an error; the partial file stays to be resumed.
+    let out = cnnspot(
+        &[
+            "weights",
+            "fetch",
+            "--cache-dir",
+            cache_arg,
+            "--url",
+            &server.url("/truncated"),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("truncated"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!kept.exists());
+
+    // Through a redirect to a server that honours Range: resumed and kept.
+    let out = cnnspot(
+        &[
+            "weights",
+            "fetch",
+            "--cache-dir",
+            cache_arg,
+            "--url",
+            &server.url("/range"),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("resumed from byte"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&kept).unwrap(), ckpt);
+
+    // Now `detect` finds it without --weights.
+    let img = shared.join("fixtures/fake.png");
+    let out = cnnspot(
+        &[
+            "detect",
+            "--format",
+            "jsonl",
+            "--cache-dir",
+            cache_arg,
+            img.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!((jsonl(&out)[0]["logit"].as_f64().unwrap() - 1.25055).abs() < 1e-4);
+
+    // Redirects are followed (fresh cache, --force not needed).
+    let cache2 = tempfile::tempdir().unwrap();
+    let out = cnnspot(
+        &[
+            "weights",
+            "fetch",
+            "--cache-dir",
+            cache2.path().to_str().unwrap(),
+            "--url",
+            &server.url("/redirect"),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(cache2.path().join("weights/blur_jpg_prob0.5.pth").exists());
+}
+
+#[test]
+fn weights_fetch_refuses_a_pickle_that_is_not_a_detector() {
+    let shared = require_shared!();
+    // A real PyTorch checkpoint, but not a ResNet: the model check rejects it.
+    let small = std::fs::read(shared.join("fixtures/small_zip_format.pth")).unwrap();
+    let server = Server::start(small);
+    let cache = tempfile::tempdir().unwrap();
+    let out = cnnspot(
+        &[
+            "weights",
+            "fetch",
+            "blur_jpg_prob0.1",
+            "--cache-dir",
+            cache.path().to_str().unwrap(),
+            "--url",
+            &server.url("/ok"),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("ResNet"), "{err}");
+    assert!(!cache.path().join("weights/blur_jpg_prob0.1.pth").exists());
+}
+
+#[test]
+fn weights_info_and_convert() {
+    let shared = require_shared!();
+    let src = shared.join("fixtures/cnndet_random.pth");
+    let out = cnnspot(&["weights", "info", "--json", src.to_str().unwrap()], &[]);
+    assert!(out.status.success());
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["arch"], "resnet50");
+    assert_eq!(info["format"], "PyTorch zip");
+
+    let legacy = shared.join("fixtures/small_legacy_format.pth");
+    let out = cnnspot(&["weights", "info", legacy.to_str().unwrap()], &[]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("PyTorch legacy") && stdout.contains("total steps:  1234"),
+        "{stdout}"
+    );
+    assert_eq!(out.status.code(), Some(2), "not a model: reported as such");
+
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().join("m.safetensors");
+    let out = cnnspot(
+        &[
+            "weights",
+            "convert",
+            src.to_str().unwrap(),
+            dst.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = cnnspot(&["weights", "info", "--json", dst.to_str().unwrap()], &[]);
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["format"], "safetensors");
+    assert_eq!(info["parameters"], 23_510_081);
+}
