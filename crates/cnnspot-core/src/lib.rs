@@ -16,6 +16,7 @@
 pub mod detector;
 pub mod error;
 pub mod model;
+pub mod train;
 pub mod weights;
 
 pub use cnnspot_fetch as fetch;

@@ -12,7 +12,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
-use burn::tensor::module::adaptive_avg_pool2d;
+use burn::tensor::module::{adaptive_avg_pool2d, batch_norm_train};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::ModelError;
@@ -117,6 +117,31 @@ impl fmt::Display for Arch {
     }
 }
 
+/// BatchNorm as PyTorch computes it. In training (an autodiff input and a
+/// layer not frozen) it normalises with the batch statistics and moves the
+/// running statistics towards them, with the *unbiased* batch variance as
+/// PyTorch does (burn's own layer uses the biased one); otherwise it uses the
+/// running statistics.
+pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    if !(x.is_autodiff() && bn.training.is_enabled()) {
+        return bn.forward(x);
+    }
+    let [n, _, h, w] = x.dims();
+    let count = (n * h * w) as f64;
+    let out = batch_norm_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon);
+    let unbiased = if count > 1.0 {
+        out.variance.detach().mul_scalar(count / (count - 1.0))
+    } else {
+        out.variance.detach()
+    };
+    let m = bn.momentum;
+    let mean = bn.running_mean.value_sync().mul_scalar(1.0 - m) + out.mean.detach().mul_scalar(m);
+    let var = bn.running_var.value_sync().mul_scalar(1.0 - m) + unbiased.mul_scalar(m);
+    bn.running_mean.update(mean.detach());
+    bn.running_var.update(var.detach());
+    out.output
+}
+
 /// A 1x1 convolution and BatchNorm that match a block's shortcut to its output.
 #[derive(Module, Debug)]
 pub struct Downsample {
@@ -140,13 +165,13 @@ pub struct Block {
 impl Block {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            Some(d) => batch_norm(&d.bn, d.conv.forward(x.clone())),
             None => x.clone(),
         };
-        let out = relu(self.bn1.forward(self.conv1.forward(x)));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = relu(batch_norm(&self.bn1, self.conv1.forward(x)));
+        let out = batch_norm(&self.bn2, self.conv2.forward(out));
         let out = match (&self.conv3, &self.bn3) {
-            (Some(conv3), Some(bn3)) => bn3.forward(conv3.forward(relu(out))),
+            (Some(conv3), Some(bn3)) => batch_norm(bn3, conv3.forward(relu(out))),
             _ => out,
         };
         relu(out + identity)
@@ -172,7 +197,7 @@ fn conv(cin: usize, cout: usize, kernel: usize, stride: usize, device: &Device) 
         .init(device)
 }
 
-fn batch_norm(channels: usize, device: &Device) -> BatchNorm {
+fn new_batch_norm(channels: usize, device: &Device) -> BatchNorm {
     // PyTorch's momentum 0.1 and eps 1e-5; burn uses the same convention
     // (new = (1 - momentum) * old + momentum * batch).
     BatchNormConfig::new(channels)
@@ -204,24 +229,24 @@ impl ResNet {
                 let stride = if stage > 0 && b == 0 { 2 } else { 1 };
                 let downsample = (b == 0 && (stride != 1 || in_ch != out_ch)).then(|| Downsample {
                     conv: conv(in_ch, out_ch, 1, stride, device),
-                    bn: batch_norm(out_ch, device),
+                    bn: new_batch_norm(out_ch, device),
                 });
                 let block = if arch.bottleneck() {
                     Block {
                         conv1: conv(in_ch, width, 1, 1, device),
-                        bn1: batch_norm(width, device),
+                        bn1: new_batch_norm(width, device),
                         conv2: conv(width, width, 3, stride, device),
-                        bn2: batch_norm(width, device),
+                        bn2: new_batch_norm(width, device),
                         conv3: Some(conv(width, out_ch, 1, 1, device)),
-                        bn3: Some(batch_norm(out_ch, device)),
+                        bn3: Some(new_batch_norm(out_ch, device)),
                         downsample,
                     }
                 } else {
                     Block {
                         conv1: conv(in_ch, width, 3, stride, device),
-                        bn1: batch_norm(width, device),
+                        bn1: new_batch_norm(width, device),
                         conv2: conv(width, width, 3, 1, device),
-                        bn2: batch_norm(width, device),
+                        bn2: new_batch_norm(width, device),
                         conv3: None,
                         bn3: None,
                         downsample,
@@ -235,7 +260,7 @@ impl ResNet {
         let fc = LinearConfig::new(arch.feature_dim(), num_outputs).init(device);
         ResNet {
             conv1,
-            bn1: batch_norm(64, device),
+            bn1: new_batch_norm(64, device),
             maxpool,
             layers,
             fc,
@@ -244,7 +269,7 @@ impl ResNet {
 
     /// Logits, shape `[batch, num_outputs]`, for an NCHW batch.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let x = relu(batch_norm(&self.bn1, self.conv1.forward(x)));
         let mut x = self.maxpool.forward(x);
         for stage in &self.layers {
             for block in stage {
@@ -432,6 +457,119 @@ impl ResNet {
             device,
         )));
         Ok((net, arch))
+    }
+}
+
+/// A learnable parameter of any rank, by mutable reference.
+pub enum ParamMut<'a> {
+    D1(&'a mut Param<Tensor<1>>),
+    D2(&'a mut Param<Tensor<2>>),
+    D4(&'a mut Param<Tensor<4>>),
+}
+
+fn visit_bn(bn: &mut BatchNorm, prefix: &str, f: &mut dyn FnMut(&str, ParamMut<'_>)) {
+    f(&format!("{prefix}.weight"), ParamMut::D1(&mut bn.gamma));
+    f(&format!("{prefix}.bias"), ParamMut::D1(&mut bn.beta));
+}
+
+fn bn_state(bn: &BatchNorm, prefix: &str, out: &mut Vec<(String, Tensor<1>)>) {
+    out.push((format!("{prefix}.weight"), bn.gamma.val()));
+    out.push((format!("{prefix}.bias"), bn.beta.val()));
+    out.push((
+        format!("{prefix}.running_mean"),
+        bn.running_mean.value_sync(),
+    ));
+    out.push((format!("{prefix}.running_var"), bn.running_var.value_sync()));
+}
+
+fn tensor_values<const D: usize>(t: Tensor<D>) -> (Vec<usize>, Vec<f32>) {
+    let shape = t.dims().to_vec();
+    let values = t
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap_or_default();
+    (shape, values)
+}
+
+impl ResNet {
+    /// Calls `f` with every learnable parameter and its torchvision name, in
+    /// torchvision's order. `fc.weight` is burn's `[in, out]` layout (the
+    /// transpose of PyTorch's), which does not matter to element-wise
+    /// optimisers.
+    pub fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, ParamMut<'_>)) {
+        f("conv1.weight", ParamMut::D4(&mut self.conv1.weight));
+        visit_bn(&mut self.bn1, "bn1", f);
+        for (s, stage) in self.layers.iter_mut().enumerate() {
+            for (b, block) in stage.iter_mut().enumerate() {
+                let p = format!("layer{}.{}", s + 1, b);
+                f(
+                    &format!("{p}.conv1.weight"),
+                    ParamMut::D4(&mut block.conv1.weight),
+                );
+                visit_bn(&mut block.bn1, &format!("{p}.bn1"), f);
+                f(
+                    &format!("{p}.conv2.weight"),
+                    ParamMut::D4(&mut block.conv2.weight),
+                );
+                visit_bn(&mut block.bn2, &format!("{p}.bn2"), f);
+                if let (Some(c3), Some(b3)) = (block.conv3.as_mut(), block.bn3.as_mut()) {
+                    f(&format!("{p}.conv3.weight"), ParamMut::D4(&mut c3.weight));
+                    visit_bn(b3, &format!("{p}.bn3"), f);
+                }
+                if let Some(d) = block.downsample.as_mut() {
+                    f(
+                        &format!("{p}.downsample.0.weight"),
+                        ParamMut::D4(&mut d.conv.weight),
+                    );
+                    visit_bn(&mut d.bn, &format!("{p}.downsample.1"), f);
+                }
+            }
+        }
+        f("fc.weight", ParamMut::D2(&mut self.fc.weight));
+        if let Some(bias) = self.fc.bias.as_mut() {
+            f("fc.bias", ParamMut::D1(bias));
+        }
+    }
+
+    /// Every parameter and BatchNorm statistic in torchvision's names and
+    /// layouts (`fc.weight` as `[out, in]`), ready to save.
+    pub fn to_state_dict(&self) -> StateDict {
+        let mut out = StateDict::new();
+        let mut put4 = |name: String, t: Tensor<4>| {
+            out.insert(name, tensor_values(t));
+        };
+        put4("conv1.weight".into(), self.conv1.weight.val());
+        let mut vectors = Vec::new();
+        bn_state(&self.bn1, "bn1", &mut vectors);
+        for (s, stage) in self.layers.iter().enumerate() {
+            for (b, block) in stage.iter().enumerate() {
+                let p = format!("layer{}.{}", s + 1, b);
+                put4(format!("{p}.conv1.weight"), block.conv1.weight.val());
+                bn_state(&block.bn1, &format!("{p}.bn1"), &mut vectors);
+                put4(format!("{p}.conv2.weight"), block.conv2.weight.val());
+                bn_state(&block.bn2, &format!("{p}.bn2"), &mut vectors);
+                if let (Some(c3), Some(b3)) = (&block.conv3, &block.bn3) {
+                    put4(format!("{p}.conv3.weight"), c3.weight.val());
+                    bn_state(b3, &format!("{p}.bn3"), &mut vectors);
+                }
+                if let Some(d) = &block.downsample {
+                    put4(format!("{p}.downsample.0.weight"), d.conv.weight.val());
+                    bn_state(&d.bn, &format!("{p}.downsample.1"), &mut vectors);
+                }
+            }
+        }
+        for (name, t) in vectors {
+            out.insert(name, tensor_values(t));
+        }
+        out.insert(
+            "fc.weight".into(),
+            tensor_values(self.fc.weight.val().transpose()),
+        );
+        if let Some(bias) = &self.fc.bias {
+            out.insert("fc.bias".into(), tensor_values(bias.val()));
+        }
+        out
     }
 }
 

@@ -1,0 +1,133 @@
+//! Training the detector: the loss, PyTorch's Adam, and one optimisation
+//! step exactly as the reference trainer takes it.
+
+mod adam;
+
+pub use adam::{Adam, AdamConfig, Moments};
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::error::{Error, Result};
+use crate::model::{ResNet, StateDict};
+
+/// Binary cross-entropy on logits, averaged over the batch, computed as
+/// PyTorch's `BCEWithLogitsLoss` does (stable for large |logit|).
+pub fn bce_with_logits(logits: Tensor<1>, labels: Tensor<1>) -> Tensor<1> {
+    let positive = logits.clone().clamp_min(0.0);
+    let log_term = logits.clone().abs().neg().exp().add_scalar(1.0).log();
+    (positive - logits * labels + log_term).mean()
+}
+
+/// What one step produced.
+#[derive(Debug, Clone)]
+pub struct StepOutput {
+    /// Train-mode logits of the batch (before the update).
+    pub logits: Vec<f32>,
+    /// The loss (before the update).
+    pub loss: f32,
+}
+
+/// A network being trained with Adam on a device that records gradients.
+pub struct Trainer {
+    net: ResNet,
+    device: Device,
+    adam: Adam,
+    /// Steps taken (PyTorch's `num_batches_tracked` grows with them).
+    pub steps: u64,
+}
+
+impl Trainer {
+    /// Starts from a torchvision-named state dict (a detector checkpoint, or
+    /// ImageNet weights with a replaced head).
+    pub fn from_state_dict(
+        state: &StateDict,
+        config: AdamConfig,
+        device: &Device,
+    ) -> Result<Trainer> {
+        let device = device.clone().autodiff();
+        let (net, _) = ResNet::from_state_dict(state, &device).map_err(|source| Error::Model {
+            path: "<state dict>".into(),
+            source,
+        })?;
+        Ok(Trainer {
+            net,
+            device,
+            adam: Adam::new(config),
+            steps: 0,
+        })
+    }
+
+    /// The network (train mode: BatchNorm uses batch statistics).
+    pub fn network(&self) -> &ResNet {
+        &self.net
+    }
+
+    /// The optimiser.
+    pub fn optimizer(&self) -> &Adam {
+        &self.adam
+    }
+
+    /// Sets the learning rate (the plateau schedule divides it by 10).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.adam.config.lr = lr;
+    }
+
+    /// One step on an NCHW batch with labels 0 (real) / 1 (fake):
+    /// forward in train mode, BCE loss, backward, Adam update.
+    pub fn step(
+        &mut self,
+        images: Vec<f32>,
+        n: usize,
+        h: usize,
+        w: usize,
+        labels: &[f32],
+    ) -> Result<StepOutput> {
+        if images.len() != n * 3 * h * w || labels.len() != n {
+            return Err(Error::Inference(format!(
+                "batch of {} values and {} labels does not fit [{n}, 3, {h}, {w}]",
+                images.len(),
+                labels.len()
+            )));
+        }
+        let x: Tensor<4> = Tensor::from_data(TensorData::new(images, [n, 3, h, w]), &self.device);
+        let y: Tensor<1> = Tensor::from_data(TensorData::new(labels.to_vec(), [n]), &self.device);
+        let logits = self.net.forward(x).reshape([n]);
+        let loss = bce_with_logits(logits.clone(), y);
+        let grads = loss.backward();
+        let read = |t: Tensor<1>| -> Result<Vec<f32>> {
+            t.into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .map_err(|e| Error::Inference(format!("{e:?}")))
+        };
+        let out = StepOutput {
+            logits: read(logits.detach())?,
+            loss: read(loss.detach())?.first().copied().unwrap_or(f32::NAN),
+        };
+        self.adam.step(&mut self.net, &grads);
+        self.steps += 1;
+        Ok(out)
+    }
+
+    /// Gradients of one step without updating anything (for checks against
+    /// the reference): name -> flattened gradient in torchvision's layout.
+    pub fn gradients(
+        &mut self,
+        images: Vec<f32>,
+        n: usize,
+        h: usize,
+        w: usize,
+        labels: &[f32],
+    ) -> Result<StateDict> {
+        let x: Tensor<4> = Tensor::from_data(TensorData::new(images, [n, 3, h, w]), &self.device);
+        let y: Tensor<1> = Tensor::from_data(TensorData::new(labels.to_vec(), [n]), &self.device);
+        let logits = self.net.forward(x).reshape([n]);
+        let grads = bce_with_logits(logits, y).backward();
+        Ok(adam::collect_gradients(&mut self.net, &grads))
+    }
+
+    /// The weights and BatchNorm statistics, torchvision layout.
+    pub fn state_dict(&self) -> StateDict {
+        self.net.to_state_dict()
+    }
+}
