@@ -2,6 +2,7 @@
 //! step exactly as the reference trainer takes it.
 
 mod adam;
+pub mod schedule;
 
 pub use adam::{Adam, AdamConfig, Moments};
 
