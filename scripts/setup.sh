@@ -5,7 +5,7 @@ set -euo pipefail
 
 need_apt=()
 # (Debian packages the build or tests need are listed here.)
-packages=(gcc)
+packages=(gcc chromium)
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
 done

@@ -10,8 +10,60 @@ use burn::tensor::{Device, Tensor, TensorData};
 use cnnspot_image::{PreprocessOptions, Preprocessed};
 
 use crate::error::{Error, Result};
+use crate::infer::FastResNet;
 use crate::model::{Arch, ResNet};
 use crate::weights;
+
+/// Pixels per image above which a forward pass is refused by default
+/// (16.7 million, e.g. 4096x4096; the fast engine needs about 300 bytes per
+/// pixel of input, so about 5 GB).
+pub const DEFAULT_MAX_INFER_PIXELS: u64 = 1 << 24;
+
+/// Which implementation of the network scores images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// The inference engine of [`crate::infer`]: BatchNorm folded, NHWC,
+    /// AVX-512 kernels where the CPU has them. The default.
+    #[default]
+    Fast,
+    /// The burn model of [`crate::model`], the reference and training model.
+    Burn,
+}
+
+impl Engine {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Fast => "fast",
+            Engine::Burn => "burn",
+        }
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Engine, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "fast" => Ok(Engine::Fast),
+            "burn" => Ok(Engine::Burn),
+            _ => Err(format!("unknown engine {s:?}; expected fast or burn")),
+        }
+    }
+}
+
+/// The loaded network, in the form the chosen engine runs.
+#[derive(Debug)]
+enum Route {
+    Fast(FastResNet),
+    Burn { net: Box<ResNet>, device: Device },
+}
 
 /// The compute device cnnspot uses by default (burn's flex CPU backend).
 pub fn default_device() -> Device {
@@ -57,40 +109,73 @@ pub fn sigmoid(x: f32) -> f32 {
 /// A network ready to score images.
 #[derive(Debug)]
 pub struct Detector {
-    net: ResNet,
-    device: Device,
+    route: Route,
     arch: Arch,
     info: ModelInfo,
+    max_infer_pixels: u64,
 }
 
 impl Detector {
     /// Loads a weight file (PyTorch zip or legacy `.pth`, or safetensors),
-    /// inferring the architecture from its tensors.
+    /// inferring the architecture from its tensors, for the fast engine.
     pub fn load(path: &Path) -> Result<Detector> {
-        Self::load_on(path, &default_device())
+        Self::load_with(path, Engine::Fast)
     }
 
-    /// As [`Detector::load`], on a chosen device.
+    /// As [`Detector::load`], with a chosen engine (the burn one runs on
+    /// [`default_device`]).
+    pub fn load_with(path: &Path, engine: Engine) -> Result<Detector> {
+        match engine {
+            Engine::Fast => Self::load_route(path, None),
+            Engine::Burn => Self::load_route(path, Some(&default_device())),
+        }
+    }
+
+    /// As [`Detector::load`], with the burn engine on a chosen device.
     pub fn load_on(path: &Path, device: &Device) -> Result<Detector> {
+        Self::load_route(path, Some(device))
+    }
+
+    fn load_route(path: &Path, burn_device: Option<&Device>) -> Result<Detector> {
         let ckpt = weights::read(path)?;
         let state = weights::state_dict(&ckpt);
-        let (net, arch) =
-            ResNet::from_state_dict(&state, device).map_err(|source| Error::Model {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let format = ckpt.format.to_string();
+        // The raw tensors are a second copy of every weight: free them
+        // before the engine builds its own.
+        drop(ckpt);
+        let model_err = |source| Error::Model {
+            path: path.to_path_buf(),
+            source,
+        };
+        let (route, arch) = match burn_device {
+            Some(device) => {
+                let (net, arch) = ResNet::from_state_dict(&state, device).map_err(model_err)?;
+                (
+                    Route::Burn {
+                        net: Box::new(net),
+                        device: device.clone(),
+                    },
+                    arch,
+                )
+            }
+            None => {
+                let net = FastResNet::from_state_dict(&state).map_err(model_err)?;
+                let arch = net.arch();
+                (Route::Fast(net), arch)
+            }
+        };
         let parameters = state
             .iter()
             .filter(|(n, _)| n.ends_with(".weight") || n.ends_with(".bias"))
             .map(|(_, (_, v))| v.len() as u64)
             .sum();
         Ok(Detector {
-            net,
-            device: device.clone(),
+            route,
             arch,
+            max_infer_pixels: DEFAULT_MAX_INFER_PIXELS,
             info: ModelInfo {
                 path: path.to_path_buf(),
-                format: ckpt.format.to_string(),
+                format,
                 arch: arch.name().to_string(),
                 parameters,
             },
@@ -107,9 +192,55 @@ impl Detector {
         &self.info
     }
 
-    /// The network itself.
-    pub fn network(&self) -> &ResNet {
-        &self.net
+    /// The burn network, when the detector was loaded for the burn engine
+    /// ([`Detector::load_with`] and [`Engine::Burn`]); the fast engine keeps
+    /// only its folded form.
+    pub fn network(&self) -> Option<&ResNet> {
+        match &self.route {
+            Route::Burn { net, .. } => Some(net),
+            Route::Fast(_) => None,
+        }
+    }
+
+    /// The fast network, when loaded for the fast engine.
+    pub fn fast_network(&self) -> Option<&FastResNet> {
+        match &self.route {
+            Route::Fast(net) => Some(net),
+            Route::Burn { .. } => None,
+        }
+    }
+
+    /// The engine that scores images.
+    pub fn engine(&self) -> Engine {
+        match self.route {
+            Route::Fast(_) => Engine::Fast,
+            Route::Burn { .. } => Engine::Burn,
+        }
+    }
+
+    /// Pixels per image above which scoring is refused with
+    /// [`Error::TooLarge`] rather than risking all memory.
+    pub fn max_infer_pixels(&self) -> u64 {
+        self.max_infer_pixels
+    }
+
+    /// Sets the pixel budget of one image (see [`DEFAULT_MAX_INFER_PIXELS`]).
+    pub fn set_max_infer_pixels(&mut self, pixels: u64) {
+        self.max_infer_pixels = pixels;
+    }
+
+    /// The error for an image over the pixel budget, if it is.
+    pub fn check_size(&self, height: usize, width: usize) -> Result<()> {
+        let pixels = height as u64 * width as u64;
+        if pixels > self.max_infer_pixels {
+            return Err(Error::TooLarge {
+                width,
+                height,
+                pixels,
+                budget: self.max_infer_pixels,
+            });
+        }
+        Ok(())
     }
 
     /// Logits for an NCHW batch given as a flat `[n, 3, h, w]` array.
@@ -120,15 +251,24 @@ impl Detector {
                 data.len()
             )));
         }
-        let x: Tensor<4> = Tensor::from_data(TensorData::new(data, [n, 3, h, w]), &self.device);
-        let out = self.net.forward(x);
-        let values = out
-            .into_data()
-            .try_into_vec::<f32>()
-            .map_err(|e| Error::Inference(format!("{e:?}")))?;
-        // One logit per image: keep the first output if the head has more.
-        let per = values.len() / n.max(1);
-        Ok(values.chunks(per.max(1)).map(|c| c[0]).collect())
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        self.check_size(h, w)?;
+        match &self.route {
+            Route::Fast(net) => Ok(net.logits_nchw(&data, n, h, w)),
+            Route::Burn { net, device } => {
+                let x: Tensor<4> = Tensor::from_data(TensorData::new(data, [n, 3, h, w]), device);
+                let values = net
+                    .forward(x)
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .map_err(|e| Error::Inference(format!("{e:?}")))?;
+                // One logit per image: keep the first output if the head has more.
+                let per = values.len() / n;
+                Ok(values.chunks(per.max(1)).map(|c| c[0]).collect())
+            }
+        }
     }
 
     /// Logits for preprocessed images of one size, in one forward pass.
@@ -230,6 +370,14 @@ impl Detector {
             for (i, r) in rx {
                 match r {
                     Err(e) => emit(i, Err(e)),
+                    Ok(p)
+                        if self
+                            .check_size(p.height as usize, p.width as usize)
+                            .is_err() =>
+                    {
+                        let err = self.check_size(p.height as usize, p.width as usize);
+                        emit(i, err.map(|()| to_score(f32::NAN, &p)));
+                    }
                     Ok(p) => {
                         let key = (p.width, p.height);
                         let pixels = p.width as u64 * p.height as u64;
@@ -310,6 +458,23 @@ impl<T> Reorder<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detectors_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Detector>();
+    }
+
+    #[test]
+    fn engines_parse_and_print() {
+        assert_eq!("fast".parse::<Engine>(), Ok(Engine::Fast));
+        assert_eq!("Burn".parse::<Engine>(), Ok(Engine::Burn));
+        assert!("onnx"
+            .parse::<Engine>()
+            .unwrap_err()
+            .contains("fast or burn"));
+        assert_eq!(Engine::default().to_string(), "fast");
+    }
 
     #[test]
     fn reorder_releases_in_input_order() {

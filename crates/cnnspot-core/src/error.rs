@@ -79,6 +79,14 @@ pub enum Error {
     /// Images of different sizes were put in one batch.
     #[error("a batch must hold images of one size; got {0}")]
     MixedSizes(String),
+    /// An image is above the pixel budget of one forward pass.
+    #[error("a {width}x{height} image is {pixels} pixels, above the inference budget of {budget} pixels (about 300 bytes each); score a crop (--crop 224) or raise the budget (--max-infer-pixels)")]
+    TooLarge {
+        width: usize,
+        height: usize,
+        pixels: u64,
+        budget: u64,
+    },
     /// The tensor engine failed (a bug, not a user error).
     #[error("inference failed: {0}")]
     Inference(String),

@@ -15,6 +15,7 @@
 
 pub mod detector;
 pub mod error;
+pub mod infer;
 pub mod model;
 pub mod train;
 pub mod weights;
@@ -22,6 +23,8 @@ pub mod weights;
 pub use cnnspot_fetch as fetch;
 pub use cnnspot_image as image;
 pub use cnnspot_image::{PreprocessOptions, Preprocessed};
-pub use detector::{default_device, sigmoid, Batching, Detector, ModelInfo, Score};
+pub use detector::{
+    default_device, sigmoid, Batching, Detector, Engine, ModelInfo, Score, DEFAULT_MAX_INFER_PIXELS,
+};
 pub use error::{Error, ModelError, Result};
 pub use model::{Arch, ResNet, StateDict};

@@ -1,9 +1,10 @@
 //! The port reproduces PyTorch's outputs for the fixture checkpoint
-//! (shared/fixtures/expected.json, computed with PyTorch 2.15).
+//! (shared/fixtures/expected.json, computed with PyTorch 2.15), on both
+//! engines: the fast inference route and the burn reference model.
 
 use std::path::Path;
 
-use cnnspot_core::{Detector, PreprocessOptions};
+use cnnspot_core::{Detector, Engine, PreprocessOptions};
 use cnnspot_testdata::{fixture, read_npy_f32, require_shared};
 use serde_json::Value;
 
@@ -19,6 +20,19 @@ fn detector() -> Detector {
     Detector::load(&path).expect("fixture checkpoint loads")
 }
 
+/// The fixture checkpoint loaded for each engine.
+fn detectors() -> Vec<Detector> {
+    let path = fixture("cnndet_random.pth").expect("shared present");
+    [Engine::Fast, Engine::Burn]
+        .into_iter()
+        .map(|e| {
+            let det = Detector::load_with(&path, e).expect("fixture checkpoint loads");
+            assert_eq!(det.engine(), e);
+            det
+        })
+        .collect()
+}
+
 fn crop_of(case: &Value) -> Option<u32> {
     case["crop"].as_u64().map(|c| c as u32)
 }
@@ -26,90 +40,140 @@ fn crop_of(case: &Value) -> Option<u32> {
 #[test]
 fn logits_match_pytorch_from_the_exact_input_tensors() {
     let shared = require_shared!();
-    let det = detector();
-    for name in [
-        "input_real_uncropped.npy",
-        "input_real_crop224.npy",
-        "input_fake_uncropped.npy",
-        "input_fake_crop224.npy",
-    ] {
-        let (shape, data) = read_npy_f32(&shared.join("fixtures").join(name)).unwrap();
-        let exp = expected();
-        let case = exp["cases"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["input_file"] == name)
-            .map(|c| c["logit"].as_f64().unwrap() as f32);
-        // Two of the four cases name their .npy in expected.json; the others
-        // are matched by image and mode.
-        let want = case.unwrap_or_else(|| {
-            let (image, mode) = name
-                .trim_start_matches("input_")
-                .trim_end_matches(".npy")
-                .split_once('_')
-                .unwrap();
-            exp["cases"]
+    for det in detectors() {
+        for name in [
+            "input_real_uncropped.npy",
+            "input_real_crop224.npy",
+            "input_fake_uncropped.npy",
+            "input_fake_crop224.npy",
+        ] {
+            let (shape, data) = read_npy_f32(&shared.join("fixtures").join(name)).unwrap();
+            let exp = expected();
+            let case = exp["cases"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .find(|c| c["image"] == format!("{image}.png") && c["mode"] == mode)
-                .map(|c| c["logit"].as_f64().unwrap() as f32)
-                .unwrap()
-        });
-        let got = det.logits_nchw(data, shape[0], shape[2], shape[3]).unwrap()[0];
-        assert!(
-            (got - want).abs() < LOGIT_TOL,
-            "{name}: logit {got} vs PyTorch {want}"
-        );
+                .find(|c| c["input_file"] == name)
+                .map(|c| c["logit"].as_f64().unwrap() as f32);
+            // Two of the four cases name their .npy in expected.json; the others
+            // are matched by image and mode.
+            let want = case.unwrap_or_else(|| {
+                let (image, mode) = name
+                    .trim_start_matches("input_")
+                    .trim_end_matches(".npy")
+                    .split_once('_')
+                    .unwrap();
+                exp["cases"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["image"] == format!("{image}.png") && c["mode"] == mode)
+                    .map(|c| c["logit"].as_f64().unwrap() as f32)
+                    .unwrap()
+            });
+            let got = det.logits_nchw(data, shape[0], shape[2], shape[3]).unwrap()[0];
+            assert!(
+                (got - want).abs() < LOGIT_TOL,
+                "{} {name}: logit {got} vs PyTorch {want}",
+                det.engine()
+            );
+        }
     }
 }
 
 #[test]
 fn logits_match_pytorch_from_the_image_files() {
     let shared = require_shared!();
-    let det = detector();
-    for case in expected()["cases"].as_array().unwrap() {
-        let image = shared
-            .join("fixtures")
-            .join(case["image"].as_str().unwrap());
-        let opts = PreprocessOptions {
-            crop: crop_of(case),
-            ..PreprocessOptions::default()
-        };
-        let score = det.score_path(&image, &opts).unwrap();
-        let want_logit = case["logit"].as_f64().unwrap() as f32;
-        let want_prob = case["prob"].as_f64().unwrap() as f32;
-        assert!(
-            (score.logit - want_logit).abs() < LOGIT_TOL,
-            "{} {}: logit {} vs {want_logit}",
-            case["image"],
-            case["mode"],
-            score.logit
-        );
-        assert!((score.probability - want_prob).abs() < LOGIT_TOL);
-        assert_eq!((score.width, score.height), (256, 256));
+    for det in detectors() {
+        for case in expected()["cases"].as_array().unwrap() {
+            let image = shared
+                .join("fixtures")
+                .join(case["image"].as_str().unwrap());
+            let opts = PreprocessOptions {
+                crop: crop_of(case),
+                ..PreprocessOptions::default()
+            };
+            let score = det.score_path(&image, &opts).unwrap();
+            let want_logit = case["logit"].as_f64().unwrap() as f32;
+            let want_prob = case["prob"].as_f64().unwrap() as f32;
+            assert!(
+                (score.logit - want_logit).abs() < LOGIT_TOL,
+                "{} {}: logit {} vs {want_logit}",
+                case["image"],
+                case["mode"],
+                score.logit
+            );
+            assert!((score.probability - want_prob).abs() < LOGIT_TOL);
+            assert_eq!((score.width, score.height), (256, 256));
+        }
     }
 }
 
 #[test]
 fn batch_of_two_matches_pytorch() {
     let shared = require_shared!();
-    let det = detector();
-    let opts = PreprocessOptions {
+    for det in detectors() {
+        let opts = PreprocessOptions {
+            crop: Some(224),
+            ..PreprocessOptions::default()
+        };
+        let real =
+            cnnspot_core::image::preprocess_path(&shared.join("fixtures/real.png"), &opts).unwrap();
+        let fake =
+            cnnspot_core::image::preprocess_path(&shared.join("fixtures/fake.png"), &opts).unwrap();
+        let got = det.logits(&[&real, &fake]).unwrap();
+        let want = expected()["batch2_crop224_real_fake_logits"].clone();
+        for (g, w) in got.iter().zip(want.as_array().unwrap()) {
+            let w = w.as_f64().unwrap() as f32;
+            assert!(
+                (g - w).abs() < LOGIT_TOL,
+                "{}: batch logit {g} vs {w}",
+                det.engine()
+            );
+        }
+    }
+}
+
+#[test]
+fn engines_agree_on_the_folder_pipeline_and_refuse_images_over_the_budget() {
+    let shared = require_shared!();
+    let paths = vec![
+        shared.join("fixtures/real.png"),
+        shared.join("fixtures/fake.png"),
+        shared.join("fixtures/real.png"),
+    ];
+    let opts = PreprocessOptions::default();
+    let batching = cnnspot_core::Batching::default();
+    let mut per_engine = Vec::new();
+    for det in detectors() {
+        let mut logits = Vec::new();
+        det.score_paths(&paths, &opts, &batching, |i, _, r| {
+            logits.push((i, r.unwrap().logit))
+        });
+        per_engine.push(logits);
+    }
+    assert_eq!(per_engine[0].len(), 3);
+    for (a, b) in per_engine[0].iter().zip(&per_engine[1]) {
+        assert_eq!(a.0, b.0);
+        assert!(
+            (a.1 - b.1).abs() < LOGIT_TOL,
+            "fast {} vs burn {}",
+            a.1,
+            b.1
+        );
+    }
+
+    let mut small = detector();
+    small.set_max_infer_pixels(224 * 224);
+    let mut results = Vec::new();
+    small.score_paths(&paths[..1], &opts, &batching, |_, _, r| results.push(r));
+    let err = results.pop().unwrap().unwrap_err().to_string();
+    assert!(err.contains("256x256") && err.contains("budget"), "{err}");
+    let cropped = PreprocessOptions {
         crop: Some(224),
         ..PreprocessOptions::default()
     };
-    let real =
-        cnnspot_core::image::preprocess_path(&shared.join("fixtures/real.png"), &opts).unwrap();
-    let fake =
-        cnnspot_core::image::preprocess_path(&shared.join("fixtures/fake.png"), &opts).unwrap();
-    let got = det.logits(&[&real, &fake]).unwrap();
-    let want = expected()["batch2_crop224_real_fake_logits"].clone();
-    for (g, w) in got.iter().zip(want.as_array().unwrap()) {
-        let w = w.as_f64().unwrap() as f32;
-        assert!((g - w).abs() < LOGIT_TOL, "batch logit {g} vs {w}");
-    }
+    assert!(small.score_path(&paths[0], &cropped).is_ok());
 }
 
 #[test]

@@ -151,6 +151,8 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 #[derive(Debug, Default)]
 pub(crate) struct Dict {
     pub entries: Vec<(Value, Value)>,
+    /// Made by `collections.OrderedDict` (a state dict) rather than `{}`.
+    pub ordered: bool,
     str_index: HashMap<Rc<str>, usize>,
     int_index: HashMap<i64, usize>,
 }
@@ -922,6 +924,9 @@ impl<'a> Vm<'a> {
             Global::OrderedDict | Global::Dict => {
                 let a = self.args_tuple(args, "dict")?;
                 let d = self.new_dict();
+                if let (Global::OrderedDict, Value::Dict(i)) = (&g, &d) {
+                    self.out.dicts[*i].ordered = true;
+                }
                 if let Some(first) = a.first() {
                     let pairs = self.copy_items(Some(first))?;
                     let mut items = Vec::with_capacity(pairs.len() * 2);

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use zip::ZipArchive;
 
-use crate::pickle::{unpickle, StorageRef, Value};
+use crate::pickle::{unpickle, StorageRef, Unpickled, Value};
 use crate::select::{select, Selection};
+use crate::value::{Converter, PyValue};
 use crate::{Checkpoint, Error, Format, Storage, TensorView};
 
 /// Largest `data.pkl` accepted (the pickle itself, not the tensor data).
@@ -96,8 +97,17 @@ fn needed_bytes(s: &StorageRef) -> Result<usize, Error> {
         })
 }
 
-/// Reads a zip-format checkpoint.
-pub(crate) fn load_zip<R: Read + Seek>(reader: R) -> Result<Checkpoint, Error> {
+/// An opened zip-format checkpoint: its interpreted `data.pkl` and what is
+/// needed to read the storages it names.
+struct ZipSource<R: Read + Seek> {
+    zip: ZipArchive<R>,
+    prefix: String,
+    cd_start: u64,
+    big_endian: bool,
+    pickle_len: usize,
+}
+
+fn open_zip<R: Read + Seek>(reader: R) -> Result<(Unpickled, ZipSource<R>), Error> {
     let mut zip = ZipArchive::new(reader).map_err(zip_err)?;
     let cd_start = zip.central_directory_start();
     let pkl_name = zip
@@ -131,11 +141,23 @@ pub(crate) fn load_zip<R: Read + Seek>(reader: R) -> Result<Checkpoint, Error> {
     }
 
     let unpickled = unpickle(&pkl, &pkl_name)?;
-    let sel = select(&unpickled)?;
-    materialise(Format::PthZip, sel, big_endian, |s| {
+    let source = ZipSource {
+        zip,
+        prefix,
+        cd_start,
+        big_endian,
+        pickle_len: pkl.len(),
+    };
+    Ok((unpickled, source))
+}
+
+impl<R: Read + Seek> ZipSource<R> {
+    /// The little-endian bytes of storage `s`, exactly as many as it declares.
+    fn read_storage(&mut self, s: &StorageRef) -> Result<Vec<u8>, Error> {
         let need = needed_bytes(s)?;
-        let name = format!("{prefix}data/{}", s.key);
-        let mut bytes = read_record(&mut zip, &name, Some(&s.key), cd_start, need as u64).map_err(
+        let name = format!("{}data/{}", self.prefix, s.key);
+        let zip = &mut self.zip;
+        let mut bytes = read_record(zip, &name, Some(&s.key), self.cd_start, need as u64).map_err(
             |e| match e {
                 Error::Zip(m) if zip.index_for_name(&name).is_none() => Error::Storage {
                     key: s.key.clone(),
@@ -156,11 +178,26 @@ pub(crate) fn load_zip<R: Read + Seek>(reader: R) -> Result<Checkpoint, Error> {
             });
         }
         bytes.truncate(need);
-        if big_endian {
+        if self.big_endian {
             byteswap(&mut bytes, s.dtype.size());
         }
         Ok(bytes)
-    })
+    }
+}
+
+/// Reads the state dict of a zip-format checkpoint.
+pub(crate) fn load_zip<R: Read + Seek>(reader: R) -> Result<Checkpoint, Error> {
+    let (unpickled, mut src) = open_zip(reader)?;
+    let sel = select(&unpickled)?;
+    let big_endian = src.big_endian;
+    materialise(Format::PthZip, sel, big_endian, |s| src.read_storage(s))
+}
+
+/// Reads everything a zip-format checkpoint holds.
+pub(crate) fn load_zip_value<R: Read + Seek>(reader: R) -> Result<PyValue, Error> {
+    let (unpickled, mut src) = open_zip(reader)?;
+    let (len, big_endian) = (src.pickle_len, src.big_endian);
+    Converter::new(&unpickled, len, big_endian, |s| src.read_storage(s)).root()
 }
 
 /// Reads at most `limit` bytes of record `name` (the whole record when it is
@@ -221,7 +258,7 @@ fn read_record<R: Read + Seek>(
 
 /// Reads a legacy (PyTorch < 1.6) checkpoint: magic number, protocol version,
 /// sys_info, main pickle, storage keys, then each storage's element count and data.
-pub(crate) fn load_legacy(bytes: &[u8]) -> Result<Checkpoint, Error> {
+fn open_legacy(bytes: &[u8]) -> Result<LegacySource<'_>, Error> {
     let magic = unpickle(bytes, "magic number")?;
     if !matches!(&magic.root, Some(Value::BigInt(b)) if **b == LEGACY_MAGIC) {
         return Err(Error::NotACheckpoint(
@@ -328,16 +365,53 @@ pub(crate) fn load_legacy(bytes: &[u8]) -> Result<Checkpoint, Error> {
         pos += nbytes;
     }
 
-    let sel = select(&main)?;
-    materialise(Format::PthLegacy, sel, big_endian, |s| {
-        let &(start, len) = located.get(&s.key).ok_or_else(|| Error::Storage {
+    Ok(LegacySource {
+        bytes,
+        pickle_len: main.end,
+        main,
+        located,
+        big_endian,
+    })
+}
+
+/// An opened legacy checkpoint: its main pickle and where each storage's
+/// data lies in the file.
+struct LegacySource<'a> {
+    bytes: &'a [u8],
+    main: Unpickled,
+    located: HashMap<String, (usize, usize)>,
+    big_endian: bool,
+    pickle_len: usize,
+}
+
+impl LegacySource<'_> {
+    fn read_storage(&self, s: &StorageRef) -> Result<Vec<u8>, Error> {
+        let &(start, len) = self.located.get(&s.key).ok_or_else(|| Error::Storage {
             key: s.key.clone(),
             message: "its data is missing from the file".into(),
         })?;
-        let mut data = bytes[start..start + len].to_vec();
-        if big_endian {
+        let mut data = self.bytes[start..start + len].to_vec();
+        if self.big_endian {
             byteswap(&mut data, s.dtype.size());
         }
         Ok(data)
+    }
+}
+
+/// Reads the state dict of a legacy (PyTorch < 1.6) checkpoint.
+pub(crate) fn load_legacy(bytes: &[u8]) -> Result<Checkpoint, Error> {
+    let src = open_legacy(bytes)?;
+    let sel = select(&src.main)?;
+    materialise(Format::PthLegacy, sel, src.big_endian, |s| {
+        src.read_storage(s)
     })
+}
+
+/// Reads everything a legacy checkpoint holds.
+pub(crate) fn load_legacy_value(bytes: &[u8]) -> Result<PyValue, Error> {
+    let src = open_legacy(bytes)?;
+    Converter::new(&src.main, src.pickle_len, src.big_endian, |s| {
+        src.read_storage(s)
+    })
+    .root()
 }

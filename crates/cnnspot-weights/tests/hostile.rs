@@ -3,7 +3,7 @@
 
 mod common;
 
-use cnnspot_weights::{load, load_bytes, Error};
+use cnnspot_weights::{load, load_bytes, load_value_bytes, Error, PyValue};
 use common::{f32_bytes, legacy_checkpoint, zip_checkpoint, P};
 
 struct Rng(u64);
@@ -149,6 +149,7 @@ fn mutated_fixtures_never_panic() {
                     let _ = t.to_f64_vec();
                 }
             }
+            let _ = load_value_bytes(&b);
         }
     }
 }
@@ -492,4 +493,80 @@ fn missing_file_names_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let e = load(dir.path()).unwrap_err();
     assert!(e.to_string().contains("directory"), "{e}");
+}
+
+/// `load_value` converts the whole pickle, not only the state dict: cycles,
+/// shared sub-trees and deep nesting must stay bounded there too.
+#[test]
+fn full_value_reading_is_bounded_and_inert() {
+    let wrap = |pkl: Vec<u8>| zip_checkpoint(&pkl, &[]);
+    let value_err = |bytes: &[u8]| match load_value_bytes(bytes) {
+        Ok(v) => panic!("expected an error, read {v}"),
+        Err(e) => e,
+    };
+
+    // a list that contains itself
+    let mut p = P::new();
+    p.op(b']').op(b'q').op(0).op(b'h').op(0).op(b'a');
+    let e = value_err(&wrap(p.stop()));
+    assert!(matches!(e, Error::Limit(_)), "{e:?}");
+
+    // a dict that is its own value
+    let mut p = P::new();
+    p.empty_dict()
+        .op(b'q')
+        .op(0)
+        .str("me")
+        .op(b'h')
+        .op(0)
+        .setitem();
+    let e = value_err(&wrap(p.stop()));
+    assert!(matches!(e, Error::Limit(_)), "{e:?}");
+
+    // lists doubling at each of 60 levels through memo references: 2^60
+    // nodes once expanded, caught by the node budget
+    let mut p = P::new();
+    p.op(b']').op(b'q').op(0);
+    for i in 0..60u8 {
+        p.op(b']').op(b'q').op(i + 1).op(b'0');
+        p.op(b'h')
+            .op(i + 1)
+            .mark()
+            .op(b'h')
+            .op(i)
+            .op(b'h')
+            .op(i)
+            .op(b'e')
+            .op(b'0');
+    }
+    p.op(b'h').op(60);
+    let t0 = std::time::Instant::now();
+    let e = value_err(&wrap(p.stop()));
+    assert!(matches!(e, Error::Limit(_)), "{e:?}");
+    assert!(t0.elapsed().as_secs() < 5);
+
+    // deep nesting of distinct lists
+    let mut p = P::new();
+    for _ in 0..1000 {
+        p.op(b']');
+    }
+    for _ in 0..999 {
+        p.op(b'a');
+    }
+    let e = value_err(&wrap(p.stop()));
+    assert!(matches!(e, Error::Limit(_)), "{e:?}");
+
+    // a non-whitelisted global is an inert placeholder, never called
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("pwned");
+    let mut p = P::new();
+    p.empty_dict().str("evil");
+    os_system(&mut p, &marker);
+    p.setitem();
+    let v = load_value_bytes(&wrap(p.stop())).unwrap();
+    match v.get("evil") {
+        Some(PyValue::Opaque(d)) => assert!(d.contains("os.system"), "{d}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!marker.exists(), "a pickle ran a command");
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use cnnspot_core::image::DEFAULT_MAX_PIXELS;
-use cnnspot_core::{Batching, Detector, PreprocessOptions};
+use cnnspot_core::{Batching, Detector, Engine, PreprocessOptions, DEFAULT_MAX_INFER_PIXELS};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::output::{Format, RowWriter};
@@ -49,6 +49,20 @@ pub struct DetectArgs {
     #[arg(long, default_value_t = DEFAULT_MAX_PIXELS, value_name = "N")]
     max_pixels: u64,
 
+    /// Refuse to run the network on an image (after any crop) with more
+    /// pixels than this; memory grows by about 300 bytes per pixel.
+    #[arg(long, default_value_t = DEFAULT_MAX_INFER_PIXELS, value_name = "N")]
+    max_infer_pixels: u64,
+
+    /// Network implementation: `fast` (folded BatchNorm, NHWC, AVX-512) or
+    /// `burn` (the reference model).
+    #[arg(long, default_value = "fast", value_parser = parse_engine)]
+    engine: Engine,
+
+    /// Threads decoding images while the network runs.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    decoders: u32,
+
     /// In folders, score every file, not only those with image extensions.
     #[arg(long)]
     all_files: bool,
@@ -59,6 +73,10 @@ pub struct DetectArgs {
 
     #[command(flatten)]
     cache: CacheArgs,
+}
+
+fn parse_engine(s: &str) -> Result<Engine, String> {
+    s.parse()
 }
 
 fn parse_threshold(s: &str) -> Result<f32, String> {
@@ -79,14 +97,16 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
         Some(w) => w.clone(),
         None => weights_cmd::default_weights(&args.cache)?,
     };
-    let detector = Detector::load(&weights)
+    let mut detector = Detector::load_with(&weights, args.engine)
         .with_context(|| format!("cannot use the weights {}", weights.display()))?;
+    detector.set_max_infer_pixels(args.max_infer_pixels);
     let opts = PreprocessOptions {
         crop: args.crop,
         max_pixels: args.max_pixels,
     };
     let batching = Batching {
         batch_size: args.batch_size as usize,
+        decoders: args.decoders as usize,
         ..Batching::default()
     };
 

@@ -1,8 +1,14 @@
 //! `cnnspot`: the command line over the cnnspot library.
 
+mod augment_cmd;
+mod bench;
+mod dataset_cmd;
 mod detect;
+mod eval_cmd;
 mod inputs;
 mod output;
+mod serve_cmd;
+mod train_cmd;
 mod weights_cmd;
 
 use std::path::PathBuf;
@@ -23,9 +29,24 @@ struct Cli {
 enum Command {
     /// Score images: the probability that each was made by a CNN generator.
     Detect(detect::DetectArgs),
+    /// Measure images per second of the model (JSON), as the reference benchmark does.
+    Bench(bench::BenchArgs),
     /// Download, inspect and convert weight files.
     #[command(subcommand)]
     Weights(weights_cmd::WeightsCommand),
+    /// Serve an HTTP API and a web page that score uploaded images.
+    Serve(serve_cmd::ServeArgs),
+    /// Average precision and accuracies per generator on a ForenSynths-layout
+    /// dataset, as in the paper's tables.
+    Eval(eval_cmd::EvalArgs),
+    /// Inspect a dataset: counts, sizes, formats, real/fake shortcuts.
+    #[command(subcommand)]
+    Dataset(dataset_cmd::DatasetCommand),
+    /// Write augmented training samples of an image (blur, JPEG, crop, flip
+    /// as in training), with a JSON list of what was drawn for each.
+    Augment(augment_cmd::AugmentArgs),
+    /// Train a detector with the paper's recipe (resumable).
+    Train(train_cmd::TrainArgs),
 }
 
 /// Options shared by commands that read the weight cache.
@@ -41,7 +62,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Detect(args) => detect::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Weights(cmd) => weights_cmd::run(cmd),
+        Command::Serve(args) => serve_cmd::run(args),
+        Command::Eval(args) => eval_cmd::run(args),
+        Command::Dataset(cmd) => dataset_cmd::run(cmd),
+        Command::Augment(args) => augment_cmd::run(args),
+        Command::Train(args) => train_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -151,3 +151,114 @@ pub(crate) fn collect_gradients(net: &mut ResNet, grads: &burn::tensor::Gradient
     });
     out
 }
+
+fn to_torch_layout(name: &str, shape: &[usize], v: Vec<f32>) -> Vec<f32> {
+    // burn keeps fc.weight as [in, out]; PyTorch as [out, in].
+    if name == "fc.weight" && shape.len() == 2 {
+        let (rows, cols) = (shape[0], shape[1]);
+        let mut t = vec![0.0; v.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                t[c * rows + r] = v[r * cols + c];
+            }
+        }
+        t
+    } else {
+        v
+    }
+}
+
+fn from_torch_layout(name: &str, shape: &[usize], v: &[f32]) -> Vec<f32> {
+    if name == "fc.weight" && shape.len() == 2 {
+        // `shape` is burn's [in, out]; `v` is [out, in].
+        let (rows, cols) = (shape[0], shape[1]);
+        let mut t = vec![0.0; v.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                t[r * cols + c] = v[c * rows + r];
+            }
+        }
+        t
+    } else {
+        v.to_vec()
+    }
+}
+
+fn flat_values(t: &Tensor<1>) -> Vec<f32> {
+    t.clone()
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap_or_default()
+}
+
+impl Adam {
+    /// The moments in PyTorch's layout, by parameter name.
+    pub fn export_moments(&self, net: &mut ResNet) -> super::TorchMoments {
+        let mut out = super::TorchMoments::new();
+        net.visit_params_mut(&mut |name, p| {
+            let shape = match p {
+                ParamMut::D1(p) => p.val().dims().to_vec(),
+                ParamMut::D2(p) => p.val().dims().to_vec(),
+                ParamMut::D4(p) => p.val().dims().to_vec(),
+            };
+            if let Some(m) = self.moments.get(name) {
+                out.insert(
+                    name.to_string(),
+                    (
+                        to_torch_layout(name, &shape, flat_values(&m.exp_avg)),
+                        to_torch_layout(name, &shape, flat_values(&m.exp_avg_sq)),
+                    ),
+                );
+            }
+        });
+        out
+    }
+
+    /// Loads moments saved by [`Adam::export_moments`] (or by PyTorch).
+    pub fn import_moments(
+        &mut self,
+        net: &mut ResNet,
+        moments: &super::TorchMoments,
+    ) -> crate::error::Result<()> {
+        let mut problem = None;
+        let target = &mut self.moments;
+        net.visit_params_mut(&mut |name, p| {
+            let (shape, device) = match p {
+                ParamMut::D1(p) => (p.val().dims().to_vec(), p.val().inner().device()),
+                ParamMut::D2(p) => (p.val().dims().to_vec(), p.val().inner().device()),
+                ParamMut::D4(p) => (p.val().dims().to_vec(), p.val().inner().device()),
+            };
+            let numel: usize = shape.iter().product();
+            let Some((m, v)) = moments.get(name) else {
+                return;
+            };
+            if m.len() != numel || v.len() != numel {
+                problem.get_or_insert_with(|| {
+                    format!(
+                        "optimizer state of {name} has {} values, expected {numel}",
+                        m.len()
+                    )
+                });
+                return;
+            }
+            let tensor = |x: &[f32]| -> Tensor<1> {
+                Tensor::from_data(
+                    burn::tensor::TensorData::new(from_torch_layout(name, &shape, x), [numel]),
+                    &device,
+                )
+            };
+            target.insert(
+                name.to_string(),
+                Moments {
+                    exp_avg: tensor(m),
+                    exp_avg_sq: tensor(v),
+                },
+            );
+        });
+        match problem {
+            Some(p) => Err(crate::error::Error::Inference(p)),
+            None => Ok(()),
+        }
+    }
+}

@@ -33,8 +33,23 @@ pub struct Trainer {
     net: ResNet,
     device: Device,
     adam: Adam,
-    /// Steps taken (PyTorch's `num_batches_tracked` grows with them).
+    /// Steps taken by this trainer.
     pub steps: u64,
+    /// BatchNorm's `num_batches_tracked` (the same for every layer): the
+    /// starting checkpoint's count plus the steps taken.
+    pub batches_tracked: i64,
+}
+
+/// Adam moments in PyTorch's layout, by parameter name: (exp_avg, exp_avg_sq).
+pub type TorchMoments = std::collections::BTreeMap<String, (Vec<f32>, Vec<f32>)>;
+
+fn batches_tracked_of(state: &StateDict) -> i64 {
+    state
+        .iter()
+        .find(|(k, _)| k.ends_with("num_batches_tracked"))
+        .and_then(|(_, (_, v))| v.first())
+        .map(|&v| v as i64)
+        .unwrap_or(0)
 }
 
 impl Trainer {
@@ -55,7 +70,28 @@ impl Trainer {
             device,
             adam: Adam::new(config),
             steps: 0,
+            batches_tracked: batches_tracked_of(state),
         })
+    }
+
+    /// Resumes: weights and statistics, Adam's moments (PyTorch layout) and
+    /// its step count.
+    pub fn resume(
+        state: &StateDict,
+        moments: &TorchMoments,
+        adam_step: u64,
+        config: AdamConfig,
+        device: &Device,
+    ) -> Result<Trainer> {
+        let mut t = Trainer::from_state_dict(state, config, device)?;
+        t.adam.step = adam_step;
+        t.adam.import_moments(&mut t.net, moments)?;
+        Ok(t)
+    }
+
+    /// Adam's moments in PyTorch's layout, by parameter name.
+    pub fn moments(&mut self) -> TorchMoments {
+        self.adam.export_moments(&mut self.net)
     }
 
     /// The network (train mode: BatchNorm uses batch statistics).
@@ -107,6 +143,7 @@ impl Trainer {
         };
         self.adam.step(&mut self.net, &grads);
         self.steps += 1;
+        self.batches_tracked += 1;
         Ok(out)
     }
 
@@ -130,5 +167,16 @@ impl Trainer {
     /// The weights and BatchNorm statistics, torchvision layout.
     pub fn state_dict(&self) -> StateDict {
         self.net.to_state_dict()
+    }
+
+    /// The network with the current weights on a plain (inference) device,
+    /// in eval mode, for validation.
+    pub fn eval_network(&self) -> Result<ResNet> {
+        let (net, _) = ResNet::from_state_dict(&self.state_dict(), &self.device.clone().inner())
+            .map_err(|source| Error::Model {
+                path: "<training state>".into(),
+                source,
+            })?;
+        Ok(net)
     }
 }

@@ -1,0 +1,463 @@
+//! Convolutions with BatchNorm folded in, on NHWC activations.
+
+use std::sync::{Mutex, OnceLock};
+
+use rayon::prelude::*;
+
+use super::kernel::{Isa, Tile, MR, NR};
+use super::winograd::Winograd;
+
+/// An NHWC activation: `n` images of `h x w` pixels with `c` channels each.
+#[derive(Debug, Clone)]
+pub struct Act {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub data: Vec<f32>,
+}
+
+impl Act {
+    /// Returns `used` to the pool once `self` (computed from it) exists.
+    pub fn recycle(self, pool: &Pool, used: Act) -> Act {
+        pool.give(used.data);
+        self
+    }
+}
+
+/// A convolution (no bias in torchvision's ResNet) followed by eval-mode
+/// BatchNorm, folded into one weight and one bias.
+#[derive(Debug)]
+pub struct Conv {
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub cin: usize,
+    pub cout: usize,
+    /// `ceil(cout / NR)` panels of `K x NR`, K ordered (ky, kx, cin) as an
+    /// NHWC image row is laid out, so that one kernel row of the input is
+    /// one contiguous segment of the reduction.
+    packed: Vec<f32>,
+    /// Padded to whole panels with zeros.
+    bias: Vec<f32>,
+    /// The same convolution in Winograd form, for 3x3 stride-1 ones.
+    winograd: Option<Winograd>,
+}
+
+/// Raw pointers that several rayon tasks write through, each to its own rows
+/// and columns.
+#[derive(Clone, Copy)]
+struct SyncPtr(*mut f32);
+unsafe impl Send for SyncPtr {}
+unsafe impl Sync for SyncPtr {}
+
+impl SyncPtr {
+    // A method, so that closures capture the whole (Sync) wrapper rather
+    // than its raw-pointer field.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+impl Conv {
+    /// Folds `bn(conv(x))` with BatchNorm in eval mode:
+    /// `w' = w * gamma / sqrt(var + eps)`, `b' = beta - mean * gamma / sqrt(var + eps)`,
+    /// computed in f64 so that folding adds no error of its own beyond the
+    /// final rounding.
+    #[allow(clippy::too_many_arguments)]
+    pub fn folded(
+        weight: &[f32],
+        shape: &[usize],
+        gamma: &[f32],
+        beta: &[f32],
+        mean: &[f32],
+        var: &[f32],
+        eps: f64,
+        stride: usize,
+        pad: usize,
+    ) -> Conv {
+        let (cout, cin, kh, kw) = (shape[0], shape[1], shape[2], shape[3]);
+        let scale: Vec<f64> = (0..cout)
+            .map(|o| gamma[o] as f64 / (var[o] as f64 + eps).sqrt())
+            .collect();
+        let k = kh * kw * cin;
+        let panels = cout.div_ceil(NR);
+        let mut packed = vec![0f32; panels * k * NR];
+        for o in 0..cout {
+            let (p, j) = (o / NR, o % NR);
+            for ci in 0..cin {
+                for y in 0..kh {
+                    for x in 0..kw {
+                        let w = weight[((o * cin + ci) * kh + y) * kw + x] as f64;
+                        let kk = (y * kw + x) * cin + ci;
+                        packed[(p * k + kk) * NR + j] = (w * scale[o]) as f32;
+                    }
+                }
+            }
+        }
+        let mut bias = vec![0f32; panels * NR];
+        for o in 0..cout {
+            bias[o] = (beta[o] as f64 - mean[o] as f64 * scale[o]) as f32;
+        }
+        let winograd = (kh == 3 && kw == 3 && stride == 1 && pad == 1)
+            .then(|| Winograd::new(weight, &scale, &bias, cout, cin));
+        Conv {
+            kh,
+            kw,
+            stride,
+            pad,
+            cin,
+            cout,
+            packed,
+            bias,
+            winograd,
+        }
+    }
+
+    /// Drops the Winograd form, so that every call runs the direct
+    /// convolution (tests compare the two).
+    pub fn disable_winograd(&mut self) {
+        self.winograd = None;
+    }
+
+    pub fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
+        (
+            (h + 2 * self.pad - self.kh) / self.stride + 1,
+            (w + 2 * self.pad - self.kw) / self.stride + 1,
+        )
+    }
+
+    /// `relu?(conv(x) + bias + residual?)`.
+    pub fn forward(
+        &self,
+        isa: Isa,
+        pool: &Pool,
+        x: &Act,
+        residual: Option<&Act>,
+        relu: bool,
+    ) -> Act {
+        assert_eq!(x.c, self.cin, "channel count");
+        let t0 = profiling().then(std::time::Instant::now);
+        if let Some(w) = self.winograd.as_ref().filter(|_| Winograd::worth_it(x)) {
+            let out = w.forward(isa, pool, x, residual, relu);
+            if let Some(t0) = t0 {
+                eprintln!(
+                    "cnnspot profile: winograd 3x3 {}->{} on {} px: {:.3} ms",
+                    self.cin,
+                    self.cout,
+                    out.n * out.h * out.w,
+                    t0.elapsed().as_secs_f64() * 1e3
+                );
+            }
+            return out;
+        }
+        let padded = (self.pad > 0).then(|| pad_nhwc(pool, x, self.pad));
+        let (src, hp, wp) = match &padded {
+            Some(p) => (&p[..], x.h + 2 * self.pad, x.w + 2 * self.pad),
+            None => (&x.data[..], x.h, x.w),
+        };
+        let (oh, ow) = self.out_size(x.h, x.w);
+        let m = x.n * oh * ow;
+        let cout = self.cout;
+        let mut out = pool.take(m * cout);
+        if let Some(r) = residual {
+            assert_eq!(r.data.len(), m * cout, "residual shape");
+        }
+
+        let k = self.kh * self.kw * self.cin;
+        let seg_len = self.kw * self.cin;
+        let n_panels = cout.div_ceil(NR);
+        let m_panels = m.div_ceil(MR);
+        let (mc_panels, nc_panels) = blocking(m_panels, n_panels, k);
+        let m_blocks = m_panels.div_ceil(mc_panels);
+        let n_blocks = n_panels.div_ceil(nc_panels);
+
+        let c_ptr = SyncPtr(out.as_mut_ptr());
+        let res_ptr = residual.map(|r| SyncPtr(r.data.as_ptr() as *mut f32));
+        let src_ptr = SyncPtr(src.as_ptr() as *mut f32);
+        let (stride, kh, cin) = (self.stride, self.kh, self.cin);
+        let per_image = oh * ow;
+
+        (0..m_blocks * n_blocks).into_par_iter().for_each(|task| {
+            let (mb, nb) = (task / n_blocks, task % n_blocks);
+            let mp0 = mb * mc_panels;
+            let mp1 = (mp0 + mc_panels).min(m_panels);
+            let p0 = nb * nc_panels;
+            let p1 = (p0 + nc_panels).min(n_panels);
+            // Row pointers of every tile of this block: [panel][segment][MR].
+            let mut table = Vec::with_capacity((mp1 - mp0) * kh * MR);
+            for mp in mp0..mp1 {
+                for ky in 0..kh {
+                    for r in 0..MR {
+                        let row = (mp * MR + r).min(m - 1);
+                        let (img, pix) = (row / per_image, row % per_image);
+                        let (oy, ox) = (pix / ow, pix % ow);
+                        let iy = oy * stride + ky;
+                        let ix = ox * stride;
+                        let off = ((img * hp + iy) * wp + ix) * cin;
+                        // SAFETY: off + seg_len <= src.len() because the
+                        // output size was derived from the padded input.
+                        table.push(unsafe { src_ptr.get().add(off) as *const f32 });
+                    }
+                }
+            }
+            let stride_t = kh * MR;
+            for p in p0..p1 {
+                let col0 = p * NR;
+                let cols = (cout - col0).min(NR);
+                for (i, mp) in (mp0..mp1).enumerate() {
+                    let row0 = mp * MR;
+                    let rows = (m - row0).min(MR);
+                    let off = row0 * cout + col0;
+                    let tile = Tile {
+                        rows,
+                        cols,
+                        seg_len,
+                        a: &table[i * stride_t..(i + 1) * stride_t],
+                        // SAFETY: offsets stay inside the packed weights,
+                        // the bias, the output and the residual (same shape).
+                        b: unsafe { self.packed.as_ptr().add(p * k * NR) },
+                        bias: unsafe { self.bias.as_ptr().add(col0) },
+                        c: unsafe { c_ptr.get().add(off) },
+                        ldc: cout,
+                        residual: match res_ptr {
+                            Some(r) => unsafe { r.get().add(off) as *const f32 },
+                            None => std::ptr::null(),
+                        },
+                        relu,
+                    };
+                    // SAFETY: the tile's pointers were built above within
+                    // bounds, and tasks write disjoint tiles.
+                    unsafe { isa.run(&tile) };
+                }
+            }
+        });
+        if let Some(p) = padded {
+            pool.give(p);
+        }
+        if let Some(t0) = t0 {
+            let secs = t0.elapsed().as_secs_f64();
+            let flops = 2.0 * (m * k * cout) as f64;
+            eprintln!(
+                "cnnspot profile: conv {}x{}/{} {}->{} on {m} px: {:.3} ms, {:.1} GFLOP/s",
+                self.kh,
+                self.kw,
+                self.stride,
+                self.cin,
+                cout,
+                secs * 1e3,
+                flops / secs / 1e9
+            );
+        }
+        Act {
+            n: x.n,
+            h: oh,
+            w: ow,
+            c: cout,
+            data: out,
+        }
+    }
+}
+
+/// Whether to time every convolution (`CNNSPOT_PROFILE=1`), read once.
+fn profiling() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("CNNSPOT_PROFILE").is_some_and(|v| v == "1"))
+}
+
+/// Splits the output into tasks: blocks of `MR`-row panels by blocks of
+/// `NR`-column panels, enough of them to keep every thread busy, each
+/// small enough that its inputs stay in the core's cache.
+fn blocking(m_panels: usize, n_panels: usize, k: usize) -> (usize, usize) {
+    let threads = rayon::current_num_threads().max(1);
+    // The rows of a block (MR * K floats per panel) are read once per column
+    // panel: keep them within about half of a 1 MiB L2.
+    let mc = (98_304 / (MR * k).max(1)).clamp(1, 32);
+    let mut mc = mc.min(m_panels).max(1);
+    let mut nc = n_panels;
+    let tasks = |mc: usize, nc: usize| m_panels.div_ceil(mc) * n_panels.div_ceil(nc);
+    while tasks(mc, nc) < 4 * threads && nc > 1 {
+        nc = nc.div_ceil(2);
+    }
+    while tasks(mc, nc) < 4 * threads && mc > 1 {
+        mc = mc.div_ceil(2);
+    }
+    (mc, nc)
+}
+
+/// Activation buffers kept between layers and between calls.
+///
+/// Fresh large allocations come from the kernel as untouched pages, and the
+/// first write to each page faults (about a tenth of the time of a forward
+/// pass when profiled); reusing buffers avoids that. The pool is emptied
+/// when the input shape changes, so that it never holds more than one
+/// shape's working set.
+#[derive(Debug, Default)]
+pub struct Pool {
+    inner: Mutex<PoolInner>,
+}
+
+#[derive(Debug, Default)]
+struct PoolInner {
+    shape: Option<[usize; 3]>,
+    bufs: Vec<Vec<f32>>,
+}
+
+impl Pool {
+    /// Starts a forward pass on input `[n, h, w]`.
+    pub fn begin(&self, shape: [usize; 3]) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.shape != Some(shape) {
+            inner.bufs.clear();
+            inner.shape = Some(shape);
+        }
+    }
+
+    /// A buffer of `len` values whose contents are unspecified: the caller
+    /// writes every element before reading it.
+    pub fn take(&self, len: usize) -> Vec<f32> {
+        let found = {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let best = inner
+                .bufs
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.capacity() >= len)
+                .min_by_key(|(_, b)| b.capacity())
+                .map(|(i, _)| i);
+            best.map(|i| inner.bufs.swap_remove(i))
+        };
+        match found {
+            Some(mut v) => {
+                // SAFETY: within capacity; f32 has no invalid bit patterns
+                // and the caller overwrites every element.
+                #[allow(clippy::uninit_vec)]
+                unsafe {
+                    v.set_len(len)
+                };
+                v
+            }
+            None => uninit_vec(len),
+        }
+    }
+
+    /// Returns a buffer for reuse.
+    pub fn give(&self, v: Vec<f32>) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.bufs.push(v);
+    }
+}
+
+/// A vector whose every element is written before it is read.
+fn uninit_vec(len: usize) -> Vec<f32> {
+    // Zero-filling here would be a full extra pass over the largest
+    // activations; the tiles cover every element exactly once.
+    let mut v = Vec::with_capacity(len);
+    // SAFETY: f32 has no invalid bit patterns and the caller writes every
+    // element before reading it.
+    #[allow(clippy::uninit_vec)]
+    unsafe {
+        v.set_len(len)
+    };
+    v
+}
+
+/// Copies `x` into a buffer with `pad` zero pixels on every side.
+fn pad_nhwc(pool: &Pool, x: &Act, pad: usize) -> Vec<f32> {
+    let (hp, wp, c) = (x.h + 2 * pad, x.w + 2 * pad, x.c);
+    let mut out = pool.take(x.n * hp * wp * c);
+    let row_len = x.w * c;
+    let side = pad * c;
+    out.par_chunks_mut(wp * c)
+        .enumerate()
+        .for_each(|(row, dst)| {
+            let (img, y) = (row / hp, row % hp);
+            if y < pad || y >= pad + x.h {
+                dst.fill(0.0);
+                return;
+            }
+            let s = (img * x.h + y - pad) * row_len;
+            dst[..side].fill(0.0);
+            dst[side..side + row_len].copy_from_slice(&x.data[s..s + row_len]);
+            dst[side + row_len..].fill(0.0);
+        });
+    out
+}
+
+/// torchvision's `MaxPool2d(3, stride=2, padding=1)` on NHWC (padding never
+/// wins: it acts as minus infinity).
+pub fn max_pool_3x3s2(pool: &Pool, x: &Act) -> Act {
+    let oh = (x.h + 2 - 3) / 2 + 1;
+    let ow = (x.w + 2 - 3) / 2 + 1;
+    let c = x.c;
+    let mut out = pool.take(x.n * oh * ow * c);
+    out.par_chunks_mut(ow * c)
+        .enumerate()
+        .for_each(|(row, dst)| {
+            let (img, oy) = (row / oh, row % oh);
+            let base = img * x.h * x.w * c;
+            for ox in 0..ow {
+                let d = &mut dst[ox * c..(ox + 1) * c];
+                d.fill(f32::NEG_INFINITY);
+                for dy in 0..3 {
+                    let iy = (oy * 2 + dy) as isize - 1;
+                    if iy < 0 || iy as usize >= x.h {
+                        continue;
+                    }
+                    for dx in 0..3 {
+                        let ix = (ox * 2 + dx) as isize - 1;
+                        if ix < 0 || ix as usize >= x.w {
+                            continue;
+                        }
+                        let s = base + (iy as usize * x.w + ix as usize) * c;
+                        for (o, &v) in d.iter_mut().zip(&x.data[s..s + c]) {
+                            *o = o.max(v);
+                        }
+                    }
+                }
+            }
+        });
+    Act {
+        n: x.n,
+        h: oh,
+        w: ow,
+        c,
+        data: out,
+    }
+}
+
+/// Global average pooling: `[n, c]`.
+pub fn global_avg_pool(x: &Act) -> Vec<f32> {
+    let c = x.c;
+    let hw = x.h * x.w;
+    let mut out = vec![0f32; x.n * c];
+    for (img, dst) in out.chunks_mut(c).enumerate() {
+        let mut acc = vec![0f64; c];
+        for px in x.data[img * hw * c..(img + 1) * hw * c].chunks(c) {
+            for (a, &v) in acc.iter_mut().zip(px) {
+                *a += v as f64;
+            }
+        }
+        for (d, a) in dst.iter_mut().zip(acc) {
+            *d = (a / hw as f64) as f32;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocking_gives_every_thread_work() {
+        let threads = rayon::current_num_threads();
+        for (m, n, k) in [(9, 32, 4608), (524, 1, 576), (1, 1, 64), (2091, 4, 147)] {
+            let (mc, nc) = blocking(m, n, k);
+            assert!(mc >= 1 && nc >= 1);
+            let tasks = m.div_ceil(mc) * n.div_ceil(nc);
+            assert!(tasks >= (4 * threads).min(m * n), "{m} {n} {k}: {tasks}");
+        }
+    }
+}

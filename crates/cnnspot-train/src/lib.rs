@@ -1,0 +1,61 @@
+//! Training a detector with the paper's recipe (SPEC "Training"): ProGAN-style
+//! real/fake folders, blur and JPEG augmentation drawn independently, Adam,
+//! validation every epoch with learning-rate drops on a plateau, and
+//! checkpoints in the official layout that a killed run resumes from.
+
+pub mod config;
+pub mod data;
+pub mod run;
+
+pub use config::TrainConfig;
+pub use run::{train, Event, Summary};
+
+use std::path::PathBuf;
+
+/// Why training could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A folder holds no usable images.
+    #[error("{path}: {why}")]
+    Data { path: PathBuf, why: String },
+    /// The configuration is inconsistent.
+    #[error("bad training configuration: {0}")]
+    Config(String),
+    /// The model or a weight file failed.
+    #[error(transparent)]
+    Core(#[from] cnnspot_core::Error),
+    /// A checkpoint could not be written or read.
+    #[error(transparent)]
+    Weights(#[from] cnnspot_weights::Error),
+    /// A file could not be written or read.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Shorthand for this crate's results.
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and
+/// a rename, so that a reader never sees half a file.
+pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(bytes).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))
+}

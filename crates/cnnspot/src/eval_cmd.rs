@@ -1,0 +1,373 @@
+//! `cnnspot eval`: the paper's evaluation protocol over a dataset in the
+//! ForenSynths layout, or recomputed from the per-image scores of an
+//! earlier run.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use cnnspot_core::image::DEFAULT_MAX_PIXELS;
+use cnnspot_core::{Batching, Detector, PreprocessOptions};
+use cnnspot_eval::dataset::Dataset;
+use cnnspot_eval::report::{generator_order, pr_curves, Counts, Report, ResultsDoc};
+use cnnspot_eval::run::{evaluate, Progress};
+use cnnspot_eval::scores::{
+    read_meta, read_rows, to_json, write_atomic, CheckpointId, RunMeta, ScoreRow, ScoreStore,
+    Settings, META_FILE,
+};
+use cnnspot_eval::{plot, tool_version};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::{weights_cmd, CacheArgs};
+
+/// How the table is printed.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EvalFormat {
+    /// The paper's table: percent with one decimal.
+    Table,
+    /// results.csv: fractions in full precision.
+    Csv,
+    /// results.json: the table with settings, checkpoint and left-out files.
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// Dataset root: ROOT/<generator>/[<class>/]{0_real,1_fake}/ (or one
+    /// generator's folder holding 0_real and 1_fake).
+    #[arg(
+        value_name = "ROOT",
+        required_unless_present = "from_scores",
+        conflicts_with = "from_scores"
+    )]
+    root: Option<PathBuf>,
+
+    /// Recompute the tables from the scores.jsonl of an earlier run instead
+    /// of scoring images (its scores.meta.json, if beside it, gives the
+    /// settings).
+    #[arg(long, value_name = "FILE")]
+    from_scores: Option<PathBuf>,
+
+    /// Weight file (.pth or .safetensors) [default: the cached
+    /// blur_jpg_prob0.5 checkpoint, see `cnnspot weights fetch`]
+    #[arg(long, short, value_name = "FILE", conflicts_with = "from_scores")]
+    weights: Option<PathBuf>,
+
+    /// Center-crop to PX x PX first: 224 gives the paper's tables; by
+    /// default the whole image is scored (the "no crop" table).
+    #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(32..=8192),
+          conflicts_with_all = ["no_crop", "from_scores"])]
+    crop: Option<u32>,
+
+    /// Score the whole image (the default).
+    #[arg(long, conflicts_with = "from_scores")]
+    no_crop: bool,
+
+    /// Only these generators (comma-separated folder names), in this order.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    generators: Vec<String>,
+
+    /// Write scores.jsonl (per image, appended as scored: a rerun resumes
+    /// from it), scores.meta.json, results.csv, results.json and
+    /// pr_curves.{svg,png} into DIR.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+
+    /// What to print on standard output.
+    #[arg(long, value_enum, default_value = "table")]
+    format: EvalFormat,
+
+    /// Images per forward pass (images of equal size are batched together).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    batch_size: u32,
+
+    /// Refuse images with more pixels than this (decompression bombs).
+    #[arg(long, default_value_t = DEFAULT_MAX_PIXELS, value_name = "N")]
+    max_pixels: u64,
+
+    /// No progress bars or per-generator lines on standard error.
+    #[arg(long, short)]
+    quiet: bool,
+
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+pub fn run(args: EvalArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    let (doc, rows) = match &args.from_scores {
+        Some(file) => from_scores(&args, file)?,
+        None => score_dataset(&args, started)?,
+    };
+    if let Some(dir) = &args.out {
+        write_results(dir, &doc, &rows)?;
+    }
+    let text = match args.format {
+        EvalFormat::Table => doc.table(),
+        EvalFormat::Csv => doc.csv(),
+        EvalFormat::Json => {
+            String::from_utf8_lossy(&to_json(Path::new("results.json"), &doc)?).into_owned()
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+        .context("cannot write the results to standard output")?;
+    if doc.images.scored == 0 {
+        eprintln!("no image could be scored: every metric is undefined");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn score_dataset(args: &EvalArgs, started: Instant) -> Result<(ResultsDoc, Vec<ScoreRow>)> {
+    let Some(root) = &args.root else {
+        bail!("give a dataset folder or --from-scores FILE");
+    };
+    let mut dataset = Dataset::discover(root)?;
+    if !args.generators.is_empty() {
+        dataset.select(&args.generators)?;
+    }
+    let weights = match &args.weights {
+        Some(w) => w.clone(),
+        None => weights_cmd::default_weights(&args.cache)?,
+    };
+    let detector = Detector::load(&weights)
+        .with_context(|| format!("cannot use the weights {}", weights.display()))?;
+    let checkpoint = CheckpointId::of(&detector)?;
+    let settings = Settings {
+        crop: args.crop,
+        max_pixels: args.max_pixels,
+    };
+    let meta = RunMeta::new(root, settings.clone(), checkpoint.clone());
+    let mut store = match &args.out {
+        Some(dir) => Some(ScoreStore::open(dir, &meta)?),
+        None => None,
+    };
+    if let Some(s) = &store {
+        let reusable = dataset
+            .generators
+            .iter()
+            .flat_map(|g| &g.items)
+            .filter(|i| s.existing().get(&i.key).is_some_and(|r| r.error.is_none()))
+            .count();
+        if reusable > 0 && !args.quiet {
+            eprintln!(
+                "resuming: {reusable} of {} images already scored in {}",
+                dataset.len(),
+                s.path().display()
+            );
+        }
+    }
+    let opts = PreprocessOptions {
+        crop: args.crop,
+        max_pixels: args.max_pixels,
+    };
+    let batching = Batching {
+        batch_size: args.batch_size as usize,
+        ..Batching::default()
+    };
+    let mut progress = Bars::new(args.quiet, dataset.generators.len());
+    let eval = evaluate(
+        &dataset,
+        &detector,
+        &opts,
+        &batching,
+        store.as_mut(),
+        &mut progress,
+    )?;
+    let order: Vec<String> = dataset.generators.iter().map(|g| g.name.clone()).collect();
+    let report = Report::from_rows(&eval.rows, &order);
+    let wall = started.elapsed().as_secs_f64();
+    if !args.quiet {
+        eprintln!(
+            "scored {} images, reused {}, in {wall:.1} s",
+            eval.scored_now, eval.reused
+        );
+    }
+    let warnings = dataset
+        .generators
+        .iter()
+        .flat_map(|g| g.warnings.iter().cloned())
+        .collect();
+    let doc = doc(
+        report,
+        Some(meta.root),
+        Some(settings),
+        Some(checkpoint),
+        eval.rows.len(),
+        (eval.scored_now, eval.reused),
+        Some(wall),
+        warnings,
+    );
+    Ok((doc, eval.rows))
+}
+
+fn from_scores(args: &EvalArgs, file: &Path) -> Result<(ResultsDoc, Vec<ScoreRow>)> {
+    let (rows, _) = read_rows(file)?;
+    if rows.is_empty() {
+        bail!("{} holds no score rows", file.display());
+    }
+    let meta_path = file.parent().unwrap_or(Path::new(".")).join(META_FILE);
+    let meta = if meta_path.exists() {
+        Some(read_meta(&meta_path)?)
+    } else {
+        None
+    };
+    let known = generator_order(&rows);
+    let order = if args.generators.is_empty() {
+        known
+    } else {
+        for g in &args.generators {
+            if !known.contains(g) {
+                bail!(
+                    "{} has no scores for the generator {g} (found: {})",
+                    file.display(),
+                    known.join(", ")
+                );
+            }
+        }
+        args.generators.clone()
+    };
+    let rows: Vec<ScoreRow> = rows
+        .into_iter()
+        .filter(|r| order.contains(&r.generator))
+        .collect();
+    let report = Report::from_rows(&rows, &order);
+    let (root, settings, checkpoint) = match meta {
+        Some(m) => (Some(m.root), Some(m.settings), Some(m.checkpoint)),
+        None => (None, None, None),
+    };
+    let doc = doc(
+        report,
+        root,
+        settings,
+        checkpoint,
+        rows.len(),
+        (0, rows.len()),
+        None,
+        Vec::new(),
+    );
+    Ok((doc, rows))
+}
+
+#[allow(clippy::too_many_arguments)] // one call per mode; a struct would only rename them
+fn doc(
+    report: Report,
+    root: Option<PathBuf>,
+    settings: Option<Settings>,
+    checkpoint: Option<CheckpointId>,
+    total: usize,
+    (scored_now, reused): (usize, usize),
+    wall_seconds: Option<f64>,
+    warnings: Vec<String>,
+) -> ResultsDoc {
+    let left_out = report.left_out.len();
+    ResultsDoc {
+        tool: tool_version(),
+        root,
+        settings,
+        checkpoint,
+        threshold: cnnspot_eval::metrics::THRESHOLD,
+        images: Counts {
+            total,
+            scored: total - left_out,
+            left_out,
+            scored_now,
+            reused,
+        },
+        wall_seconds,
+        generators: report.generators,
+        mean: report.mean,
+        left_out: report.left_out,
+        warnings,
+    }
+}
+
+/// results.csv, results.json and the precision-recall figures, each
+/// replaced atomically.
+fn write_results(dir: &Path, doc: &ResultsDoc, rows: &[ScoreRow]) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the folder {}", dir.display()))?;
+    let json_path = dir.join("results.json");
+    write_atomic(&json_path, &to_json(&json_path, doc)?)?;
+    write_atomic(&dir.join("results.csv"), doc.csv().as_bytes())?;
+    write_curves(dir, doc, rows)
+}
+
+/// Draws the precision-recall curves of `rows` into `dir`.
+fn write_curves(dir: &Path, doc: &ResultsDoc, rows: &[ScoreRow]) -> Result<()> {
+    let order: Vec<String> = doc.generators.iter().map(|g| g.name.clone()).collect();
+    let curves = pr_curves(rows, &Report::from_rows(rows, &order));
+    let crop = match &doc.settings {
+        Some(s) => s
+            .crop
+            .map_or(", no crop".to_string(), |c| format!(", crop {c}")),
+        None => String::new(),
+    };
+    let title = format!("Precision-recall per generator{crop}");
+    plot::write_svg(&dir.join("pr_curves.svg"), &title, &curves)?;
+    plot::write_png(&dir.join("pr_curves.png"), &title, &curves)?;
+    Ok(())
+}
+
+/// One progress bar per generator on a terminal; one line per generator
+/// otherwise (unless quiet).
+struct Bars {
+    quiet: bool,
+    terminal: bool,
+    generators: usize,
+    index: usize,
+    reused: usize,
+    bar: ProgressBar,
+}
+
+impl Bars {
+    fn new(quiet: bool, generators: usize) -> Bars {
+        Bars {
+            quiet,
+            terminal: std::io::stderr().is_terminal(),
+            generators,
+            index: 0,
+            reused: 0,
+            bar: ProgressBar::hidden(),
+        }
+    }
+}
+
+impl Progress for Bars {
+    fn start(&mut self, generator: &str, total: usize, reused: usize) {
+        self.index += 1;
+        self.reused = reused;
+        if self.quiet || !self.terminal {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} {pos}/{len} {wide_bar} {per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_prefix(format!("[{}/{}] {generator}", self.index, self.generators));
+        bar.set_position(reused as u64);
+        bar.reset_eta();
+        self.bar = bar;
+    }
+
+    fn advance(&mut self) {
+        self.bar.inc(1);
+    }
+
+    fn finish(&mut self, generator: &str, scored: usize, seconds: f64) {
+        self.bar.finish_and_clear();
+        self.bar = ProgressBar::hidden();
+        if !self.quiet {
+            eprintln!(
+                "[{}/{}] {generator}: {scored} images scored in {seconds:.1} s, {} reused",
+                self.index, self.generators, self.reused
+            );
+        }
+    }
+}

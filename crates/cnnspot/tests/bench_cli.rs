@@ -1,0 +1,99 @@
+//! `cnnspot bench` and the engine and pixel-budget flags of `detect`.
+
+use std::process::{Command, Output};
+
+use cnnspot_testdata::require_shared;
+use serde_json::Value;
+
+fn cnnspot(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cnnspot"))
+        .args(args)
+        .env_remove("CNNSPOT_CACHE_DIR")
+        .output()
+        .expect("cnnspot runs")
+}
+
+fn rows(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn bench_prints_the_three_reference_settings_and_peak_memory() {
+    let shared = require_shared!();
+    let weights = shared.join("fixtures/cnndet_random.pth");
+    let out = cnnspot(&[
+        "bench",
+        "--runs",
+        "1",
+        "--weights",
+        weights.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["engine"], "fast");
+    assert_eq!(v["arch"], "resnet50");
+    for key in ["b1_224", "b16_224", "b1_256"] {
+        let rate = v["settings"][key]["img_per_s"].as_f64().unwrap();
+        assert!(rate > 0.0, "{key}: {rate}");
+    }
+    assert!(v["peak_rss_mib"].as_f64().unwrap() > 0.0);
+    // The fixture inputs beside the weights are scored too.
+    assert!(v["max_logit_gap"].as_f64().unwrap() < 1e-4, "{v}");
+}
+
+#[test]
+fn both_engines_give_the_same_scores_and_oversized_images_are_refused() {
+    let shared = require_shared!();
+    let weights = shared.join("fixtures/cnndet_random.pth");
+    let weights = weights.to_str().unwrap();
+    let images = [
+        shared.join("fixtures/real.png"),
+        shared.join("fixtures/fake.png"),
+    ];
+    let images: Vec<&str> = images.iter().map(|p| p.to_str().unwrap()).collect();
+    let mut logits = Vec::new();
+    for engine in ["fast", "burn"] {
+        let mut args = vec!["detect", "-q", "--format", "jsonl", "--engine", engine];
+        args.extend(["--weights", weights]);
+        args.extend(&images);
+        let out = cnnspot(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        logits.push(
+            rows(&out)
+                .iter()
+                .map(|r| r["logit"].as_f64().unwrap())
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(logits[0].len(), 2);
+    for (a, b) in logits[0].iter().zip(&logits[1]) {
+        assert!((a - b).abs() < 1e-4, "fast {a} vs burn {b}");
+    }
+
+    let mut args = vec!["detect", "-q", "--format", "jsonl"];
+    args.extend(["--weights", weights, "--max-infer-pixels", "50000"]);
+    args.extend(&images);
+    let out = cnnspot(&args);
+    assert_eq!(out.status.code(), Some(1));
+    let rows = rows(&out);
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        let err = r["error"].as_str().unwrap();
+        assert!(err.contains("256x256") && err.contains("budget"), "{err}");
+    }
+
+    let out = cnnspot(&["detect", "--engine", "onnx", images[0]]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fast or burn"));
+}

@@ -1,0 +1,446 @@
+//! `cnnspot eval` and `cnnspot dataset check` end to end on the dev set with
+//! the random-weight fixture checkpoint.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use cnnspot_core::{Detector, PreprocessOptions};
+use cnnspot_testdata::require_shared;
+use serde_json::Value;
+
+fn cnnspot(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cnnspot"))
+        .args(args)
+        .env_remove("CNNSPOT_CACHE_DIR")
+        .output()
+        .expect("cnnspot runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn rows(p: &Path) -> Vec<Value> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// AP from its definition, written independently of the library: for each
+/// distinct score t from the top, precision and recall of "fake when score
+/// >= t", summed as (R_n - R_{n-1}) P_n.
+fn naive_ap(y: &[bool], s: &[f64]) -> f64 {
+    let positives = y.iter().filter(|&&t| t).count() as f64;
+    let mut ts = s.to_vec();
+    ts.sort_by(|a, b| b.total_cmp(a));
+    ts.dedup();
+    let (mut ap, mut prev) = (0.0, 0.0);
+    for t in ts {
+        let tp = y.iter().zip(s).filter(|(&l, &v)| l && v >= t).count() as f64;
+        let called = s.iter().filter(|&&v| v >= t).count() as f64;
+        ap += (tp / positives - prev) * (tp / called);
+        prev = tp / positives;
+    }
+    ap
+}
+
+#[test]
+fn dev_set_ap_matches_scores_and_direct_library_logits() {
+    let shared = require_shared!();
+    let dev = shared.join("data/dev");
+    let weights = shared.join("fixtures/cnndet_random.pth");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("run");
+    let run = cnnspot(&[
+        "eval",
+        s(&dev),
+        "--weights",
+        s(&weights),
+        "--crop",
+        "224",
+        "--out",
+        s(&out),
+        "--quiet",
+    ]);
+    ok(&run);
+    let table = text(&run.stdout);
+    assert!(table.starts_with("crop 224, cnndet_random.pth"), "{table}");
+    assert!(table.contains("142 images scored, 0 left out"), "{table}");
+
+    let results = read_json(&out.join("results.json"));
+    assert_eq!(results["settings"]["crop"], 224);
+    assert_eq!(results["checkpoint"]["arch"], "resnet50");
+    assert_eq!(results["checkpoint"]["sha256"].as_str().unwrap().len(), 64);
+    assert!(results["tool"].as_str().unwrap().starts_with("cnnspot "));
+    assert_eq!(results["images"]["scored_now"], 142);
+    let gens = results["generators"].as_array().unwrap();
+    assert_eq!(gens.len(), 7);
+
+    let scored = rows(&out.join("scores.jsonl"));
+    assert_eq!(scored.len(), 142);
+
+    // Per generator: AP and accuracies recomputed from the written scores.
+    let mut aps = Vec::new();
+    for g in gens {
+        let name = g["name"].as_str().unwrap();
+        let mine: Vec<&Value> = scored.iter().filter(|r| r["generator"] == name).collect();
+        let y: Vec<bool> = mine.iter().map(|r| r["label"] == 1).collect();
+        let p: Vec<f64> = mine
+            .iter()
+            .map(|r| r["probability"].as_f64().unwrap())
+            .collect();
+        assert_eq!(
+            g["n_real"].as_u64().unwrap() as usize,
+            y.iter().filter(|&&t| !t).count()
+        );
+        assert_eq!(
+            g["n_fake"].as_u64().unwrap() as usize,
+            y.iter().filter(|&&t| t).count()
+        );
+        let ap = g["ap"].as_f64().unwrap();
+        assert!((ap - naive_ap(&y, &p)).abs() < 1e-12, "{name}: {ap}");
+        let acc =
+            y.iter().zip(&p).filter(|(&t, &v)| (v > 0.5) == t).count() as f64 / y.len() as f64;
+        assert!((g["acc"].as_f64().unwrap() - acc).abs() < 1e-12, "{name}");
+        aps.push(ap);
+    }
+    let mean = aps.iter().sum::<f64>() / aps.len() as f64;
+    assert!((results["mean"]["ap"].as_f64().unwrap() - mean).abs() < 1e-12);
+
+    // Per image: the logit equals the one a direct library call gives.
+    let detector = Detector::load(&weights).unwrap();
+    let opts = PreprocessOptions {
+        crop: Some(224),
+        ..PreprocessOptions::default()
+    };
+    for r in &scored {
+        let path = dev.join(r["path"].as_str().unwrap());
+        let direct = detector.score_path(&path, &opts).unwrap();
+        let logit = r["logit"].as_f64().unwrap();
+        assert!(
+            (logit - f64::from(direct.logit)).abs() < 1e-4,
+            "{}: {logit} vs {}",
+            path.display(),
+            direct.logit
+        );
+        assert_eq!(
+            r["probability"].as_f64().unwrap() as f32,
+            cnnspot_core::sigmoid(logit as f32)
+        );
+        assert_eq!(
+            r["label"],
+            if r["path"].as_str().unwrap().contains("/1_fake/") {
+                1
+            } else {
+                0
+            }
+        );
+    }
+
+    // And against PyTorch itself on the two images the fixtures cover.
+    let expected = read_json(&shared.join("fixtures/expected.json"));
+    let torch = expected["batch2_crop224_real_fake_logits"]
+        .as_array()
+        .unwrap();
+    for (key, want) in [
+        ("cnndetection_examples/0_real/real.png", &torch[0]),
+        ("cnndetection_examples/1_fake/fake.png", &torch[1]),
+    ] {
+        let r = scored.iter().find(|r| r["path"] == key).unwrap();
+        let d = r["logit"].as_f64().unwrap() - want.as_f64().unwrap();
+        assert!(d.abs() < 1e-4, "{key}: off by {d}");
+    }
+
+    // The figures and the CSV are there.
+    for f in [
+        "results.csv",
+        "pr_curves.svg",
+        "pr_curves.png",
+        "scores.meta.json",
+    ] {
+        assert!(out.join(f).metadata().unwrap().len() > 100, "{f}");
+    }
+    let png = std::fs::read(out.join("pr_curves.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let svg = std::fs::read_to_string(out.join("pr_curves.svg")).unwrap();
+    assert!(svg.contains("stylegan2_ffhq_rosinality (AP "), "legend");
+
+    // --from-scores gives the same table and CSV without scoring.
+    let again = cnnspot(&["eval", "--from-scores", s(&out.join("scores.jsonl"))]);
+    ok(&again);
+    assert_eq!(text(&again.stdout), table);
+    let csv = cnnspot(&[
+        "eval",
+        "--from-scores",
+        s(&out.join("scores.jsonl")),
+        "--format",
+        "csv",
+    ]);
+    ok(&csv);
+    assert_eq!(
+        text(&csv.stdout),
+        std::fs::read_to_string(out.join("results.csv")).unwrap()
+    );
+
+    // Scores from another setting are never mixed in.
+    let other = cnnspot(&[
+        "eval",
+        s(&dev),
+        "--weights",
+        s(&weights),
+        "--no-crop",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(other.status.code(), Some(2));
+    assert!(
+        text(&other.stderr).contains("made with crop 224, not no crop"),
+        "{}",
+        text(&other.stderr)
+    );
+}
+
+#[test]
+fn an_interrupted_run_resumes_with_the_missing_images_only() {
+    let shared = require_shared!();
+    let dev = shared.join("data/dev");
+    let weights = shared.join("fixtures/cnndet_random.pth");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let args = |fmt: &'static str| -> Vec<String> {
+        [
+            "eval",
+            s(&dev),
+            "--weights",
+            s(&weights),
+            "--crop",
+            "224",
+            "--generators",
+            "stylegan2_ffhq_rosinality,cnndetection_examples",
+            "--out",
+            s(&out),
+            "--format",
+            fmt,
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let first = cnnspot(&args("json").iter().map(String::as_str).collect::<Vec<_>>());
+    ok(&first);
+    let full: Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(full["images"]["scored_now"], 26);
+    let names: Vec<&str> = full["generators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["stylegan2_ffhq_rosinality", "cnndetection_examples"]
+    );
+
+    // Keep 13 of 26 rows and half of the 14th, as a kill would leave them.
+    let file = out.join("scores.jsonl");
+    let all = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = all.lines().collect();
+    let mut cut = lines[..13].join("\n");
+    cut.push('\n');
+    cut.push_str(&lines[13][..lines[13].len() / 2]);
+    std::fs::write(&file, cut).unwrap();
+    let kept: Vec<String> = lines[..13]
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["path"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+
+    let second = cnnspot(&args("json").iter().map(String::as_str).collect::<Vec<_>>());
+    ok(&second);
+    assert!(
+        text(&second.stderr).contains("resuming: 13 of 26 images already scored"),
+        "{}",
+        text(&second.stderr)
+    );
+    let resumed: Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(resumed["images"]["scored_now"], 13);
+    assert_eq!(resumed["images"]["reused"], 13);
+    assert_eq!(resumed["generators"], full["generators"], "same metrics");
+    assert_eq!(resumed["mean"], full["mean"]);
+
+    // Every image once; the kept rows untouched, the rest scored again.
+    let after = rows(&file);
+    assert_eq!(after.len(), 26);
+    let by_path: HashMap<&str, &Value> = after
+        .iter()
+        .map(|r| (r["path"].as_str().unwrap(), r))
+        .collect();
+    assert_eq!(by_path.len(), 26);
+    for (i, l) in lines.iter().enumerate() {
+        let before: Value = serde_json::from_str(l).unwrap();
+        let now = by_path[before["path"].as_str().unwrap()];
+        assert_eq!(now["logit"], before["logit"], "row {i}");
+    }
+    assert!(kept.iter().all(|k| by_path.contains_key(k.as_str())));
+
+    // A third run scores nothing.
+    let third = cnnspot(&args("json").iter().map(String::as_str).collect::<Vec<_>>());
+    ok(&third);
+    let v: Value = serde_json::from_slice(&third.stdout).unwrap();
+    assert_eq!(
+        (
+            v["images"]["scored_now"].as_u64(),
+            v["images"]["reused"].as_u64()
+        ),
+        (Some(0), Some(26))
+    );
+}
+
+/// A dataset with a few good images, bad files and a one-class generator.
+fn odd_dataset(shared: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    let fx = shared.join("fixtures");
+    let put = |rel: &str, from: &PathBuf| {
+        let p = r.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::copy(from, p).unwrap();
+    };
+    put("gan/0_real/real.png", &fx.join("real.png"));
+    put("gan/1_fake/fake.png", &fx.join("fake.png"));
+    put("gan/1_fake/fake_copy.png", &fx.join("fake.png"));
+    std::fs::write(r.join("gan/1_fake/empty.png"), b"").unwrap();
+    std::fs::write(
+        r.join("gan/0_real/truncated.png"),
+        &std::fs::read(fx.join("real.png")).unwrap()[..100],
+    )
+    .unwrap();
+    put("onlyfake/1_fake/fake.png", &fx.join("fake.png"));
+    dir
+}
+
+#[test]
+fn bad_files_are_left_out_and_one_class_metrics_are_undefined() {
+    let shared = require_shared!();
+    let data = odd_dataset(&shared);
+    let weights = shared.join("fixtures/cnndet_random.pth");
+    let out = cnnspot(&[
+        "eval",
+        s(data.path()),
+        "--weights",
+        s(&weights),
+        "--crop",
+        "224",
+        "--format",
+        "json",
+    ]);
+    ok(&out);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["images"]["total"], 6);
+    assert_eq!(v["images"]["left_out"], 2);
+    let left: Vec<&str> = v["left_out"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, ["gan/0_real/truncated.png", "gan/1_fake/empty.png"]);
+    assert!(v["left_out"][1]["reason"].as_str().unwrap().len() > 3);
+    let gan = &v["generators"][0];
+    assert_eq!(
+        (
+            gan["n_real"].as_u64(),
+            gan["n_fake"].as_u64(),
+            gan["left_out"].as_u64()
+        ),
+        (Some(1), Some(2), Some(2))
+    );
+    let one = &v["generators"][1];
+    assert_eq!(one["name"], "onlyfake");
+    assert!(one["r_acc"].is_null() && !one["f_acc"].is_null());
+    // All fakes: AP is 1 whatever the scores, as in scikit-learn.
+    assert_eq!(one["ap"], 1.0);
+    assert_eq!(v["mean"]["r_acc_of"], 1);
+
+    let table = cnnspot(&[
+        "eval",
+        s(data.path()),
+        "--weights",
+        s(&weights),
+        "--crop",
+        "224",
+    ]);
+    ok(&table);
+    let t = text(&table.stdout);
+    assert!(t.contains("4 images scored, 2 left out"), "{t}");
+    assert!(t.contains("left out: gan/1_fake/empty.png: "), "{t}");
+    let line = t.lines().find(|l| l.starts_with("onlyfake")).unwrap();
+    assert!(line.contains("n/a"), "{line}");
+    assert!(t.contains("warning: onlyfake has no 0_real folder"), "{t}");
+}
+
+#[test]
+fn dataset_check_flags_stylegan2_only_for_its_formats() {
+    let shared = require_shared!();
+    let out = cnnspot(&["dataset", "check", s(&shared.join("data/dev"))]);
+    ok(&out);
+    let t = text(&out.stdout);
+    let block = |name: &str| -> String {
+        t.split("\n\n")
+            .find(|b| b.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in\n{t}"))
+            .to_string()
+    };
+    assert!(
+        block("stylegan2_ffhq_rosinality").contains("WARNING: real and fake differ in file format")
+    );
+    assert!(!block("cyclegan_horse2zebra_student").contains("WARNING"));
+    assert!(
+        block("cyclegan_horse2zebra_student").contains("real     15 images | PNG 15 | 256x256 15")
+    );
+
+    let json = cnnspot(&[
+        "dataset",
+        "check",
+        s(&shared.join("data/dev")),
+        "--format",
+        "json",
+        "--generators",
+        "stylegan2_ffhq_rosinality",
+    ]);
+    ok(&json);
+    let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        v["generators"][0]["real"]["encodings"]["JPEG q75 4:2:0"],
+        12
+    );
+    assert_eq!(
+        v["generators"][0]["shortcuts"][0]["attribute"],
+        "file format"
+    );
+}
