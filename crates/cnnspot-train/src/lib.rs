@@ -4,6 +4,7 @@
 //! checkpoints in the official layout that a killed run resumes from.
 
 pub mod config;
+pub mod curves;
 pub mod data;
 pub mod run;
 

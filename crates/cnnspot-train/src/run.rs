@@ -480,6 +480,7 @@ pub fn train(
         )?;
         on_event(Event::Epoch(record.clone()));
         epochs.push(record);
+        crate::curves::write_png(&run_dir.join("curves.png"), &epochs)?;
         progress.epoch += 1;
         progress.batches_done = 0;
         progress.loss_sum = 0.0;
@@ -508,7 +509,7 @@ fn read_log(path: &Path) -> Vec<EpochRecord> {
 fn write_csv(path: &Path, epochs: &[EpochRecord]) -> Result<()> {
     let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
     let mut text = String::from(
-        "epoch,total_steps,train_loss,lr,val_accuracy,val_ap,decision,skipped_files\n",
+        "epoch,total_steps,train_loss,lr,val_accuracy,val_ap,decision,skipped_files,images_per_sec\n",
     );
     for e in epochs {
         text.push_str(&format!(

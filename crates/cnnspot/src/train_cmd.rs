@@ -121,6 +121,14 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     } else {
         ProgressBar::hidden()
     };
+    // Lines for people: above the bar on a terminal, plain on stderr otherwise.
+    let say = |line: String| {
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
+    };
     let mut skipped = 0u64;
     let mut on_event = |e: Event| match e {
         Event::Started {
@@ -133,7 +141,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
             let from = resumed_at
                 .map(|(e, b)| format!(", resuming at epoch {e} batch {b}"))
                 .unwrap_or_default();
-            bar.println(format!(
+            say(format!(
                 "{train} training images, {val} validation images, {steps_per_epoch} steps per epoch{from}"
             ));
         }
@@ -150,11 +158,11 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         }
         Event::Skipped { path, reason } => {
             skipped += 1;
-            bar.println(format!("warning: skipped {}: {reason}", path.display()));
+            say(format!("warning: skipped {}: {reason}", path.display()));
         }
         Event::Epoch(r) => {
             let pct = |v: Option<f64>| v.map(|x| format!("{:.1}", 100.0 * x)).unwrap_or("-".into());
-            bar.println(format!(
+            say(format!(
                 "epoch {}: loss {:.4}, val acc {}, val AP {}, lr {:e} ({})",
                 r.epoch,
                 r.train_loss,
