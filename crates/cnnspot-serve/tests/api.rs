@@ -172,7 +172,7 @@ fn png_bomb(w: u32, h: u32) -> Vec<u8> {
         let mut c = kind.to_vec();
         c.extend_from_slice(data);
         out.extend_from_slice(&c);
-        out.extend_from_slice(&crc32(&c).to_be_bytes());
+        out.extend_from_slice(&cnnspot_testdata::png::crc32(&c).to_be_bytes());
     }
     let mut ihdr = Vec::new();
     ihdr.extend_from_slice(&w.to_be_bytes());
@@ -189,21 +189,6 @@ fn png_bomb(w: u32, h: u32) -> Vec<u8> {
     chunk(&mut png, b"IDAT", &idat);
     chunk(&mut png, b"IEND", &[]);
     png
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 #[test]

@@ -79,7 +79,7 @@ fn parse_engine(s: &str) -> Result<Engine, String> {
     s.parse()
 }
 
-fn parse_threshold(s: &str) -> Result<f32, String> {
+pub(crate) fn parse_threshold(s: &str) -> Result<f32, String> {
     let t: f32 = s.parse().map_err(|_| format!("{s} is not a number"))?;
     if (0.0..=1.0).contains(&t) {
         Ok(t)

@@ -38,7 +38,7 @@ pub struct ServeArgs {
     crop: Option<u32>,
 
     /// Probability above which an image is called synthetic.
-    #[arg(long, default_value_t = 0.5, value_parser = parse_threshold)]
+    #[arg(long, default_value_t = 0.5, value_parser = crate::detect::parse_threshold)]
     threshold: f32,
 
     /// Refuse images with more pixels than this (413), before decoding.
@@ -84,15 +84,6 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     cache: CacheArgs,
-}
-
-fn parse_threshold(s: &str) -> Result<f32, String> {
-    let t: f32 = s.parse().map_err(|_| format!("{s} is not a number"))?;
-    if (0.0..=1.0).contains(&t) {
-        Ok(t)
-    } else {
-        Err(format!("{s} is not between 0 and 1"))
-    }
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr> {
