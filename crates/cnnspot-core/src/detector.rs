@@ -61,7 +61,7 @@ impl std::str::FromStr for Engine {
 /// The loaded network, in the form the chosen engine runs.
 #[derive(Debug)]
 enum Route {
-    Fast(FastResNet),
+    Fast(Box<FastResNet>),
     Burn { net: Box<ResNet>, device: Device },
 }
 
@@ -161,7 +161,7 @@ impl Detector {
             None => {
                 let net = FastResNet::from_state_dict(&state).map_err(model_err)?;
                 let arch = net.arch();
-                (Route::Fast(net), arch)
+                (Route::Fast(Box::new(net)), arch)
             }
         };
         let parameters = state

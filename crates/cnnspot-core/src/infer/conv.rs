@@ -290,9 +290,9 @@ fn blocking(m_panels: usize, n_panels: usize, k: usize) -> (usize, usize) {
 ///
 /// Fresh large allocations come from the kernel as untouched pages, and the
 /// first write to each page faults (about a tenth of the time of a forward
-/// pass when profiled); reusing buffers avoids that. The pool is emptied
-/// when the input shape changes, so that it never holds more than one
-/// shape's working set.
+/// pass when profiled); reusing buffers avoids that, also when batches of
+/// different image sizes alternate (as in a folder of uncropped images).
+/// What the pool keeps is capped, the smallest buffers going first.
 #[derive(Debug, Default)]
 pub struct Pool {
     inner: Mutex<PoolInner>,
@@ -300,18 +300,25 @@ pub struct Pool {
 
 #[derive(Debug, Default)]
 struct PoolInner {
-    shape: Option<[usize; 3]>,
+    /// Bytes the pool may keep: see [`Pool::begin`].
+    cap: usize,
     bufs: Vec<Vec<f32>>,
 }
 
+/// Bytes of activations per input pixel, about (measured: 285-292).
+pub const BYTES_PER_PIXEL: usize = 300;
+
+/// The pool keeps at least this much, so that a stream of small batches
+/// never reallocates.
+const MIN_POOL_BYTES: usize = 512 << 20;
+
 impl Pool {
-    /// Starts a forward pass on input `[n, h, w]`.
-    pub fn begin(&self, shape: [usize; 3]) {
+    /// Starts a forward pass on `pixels` input pixels (all images): the pool
+    /// may keep what twice such a pass uses.
+    pub fn begin(&self, pixels: usize) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if inner.shape != Some(shape) {
-            inner.bufs.clear();
-            inner.shape = Some(shape);
-        }
+        inner.cap = MIN_POOL_BYTES.max(2 * BYTES_PER_PIXEL * pixels);
+        trim(&mut inner);
     }
 
     /// A buffer of `len` values whose contents are unspecified: the caller
@@ -346,6 +353,17 @@ impl Pool {
     pub fn give(&self, v: Vec<f32>) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.bufs.push(v);
+        trim(&mut inner);
+    }
+}
+
+fn trim(inner: &mut PoolInner) {
+    let bytes = |bufs: &[Vec<f32>]| bufs.iter().map(|b| b.capacity() * 4).sum::<usize>();
+    while bytes(&inner.bufs) > inner.cap {
+        let Some(smallest) = (0..inner.bufs.len()).min_by_key(|&i| inner.bufs[i].capacity()) else {
+            break;
+        };
+        inner.bufs.swap_remove(smallest);
     }
 }
 

@@ -217,7 +217,7 @@ impl FastResNet {
     pub fn forward_nchw(&self, data: &[f32], n: usize, h: usize, w: usize) -> Vec<f32> {
         assert_eq!(data.len(), n * 3 * h * w, "input is not [n, 3, h, w]");
         let pool = &self.pool;
-        pool.begin([n, h, w]);
+        pool.begin(n * h * w);
         let input = nchw_to_nhwc(pool, data, n, 3, h, w);
         let x = self.stem.forward(self.isa, pool, &input, None, true);
         pool.give(input.data);
