@@ -138,14 +138,13 @@ fn f32_view(shape: &[usize], values: &[f32]) -> Result<TensorView> {
 /// (with `num_batches_tracked`), Adam's state in PyTorch's parameter order.
 fn to_checkpoint(
     arch: Arch,
-    state: &StateDict,
-    moments: &TorchMoments,
-    adam_step: u64,
-    batches_tracked: i64,
-    lr: f64,
-    total_steps: u64,
-    epoch: u64,
+    trainer: &mut Trainer,
+    progress: &Progress,
 ) -> Result<TrainingCheckpoint> {
+    let state = trainer.state_dict();
+    let moments = trainer.moments();
+    let (adam_step, batches_tracked) = (progress.adam_step, trainer.batches_tracked);
+    let (lr, total_steps, epoch) = (progress.schedule.lr, progress.total_steps, progress.epoch);
     let mut model = Vec::new();
     let mut params = Vec::new();
     for (name, shape) in expected_parameters(arch, 1) {
@@ -355,16 +354,7 @@ pub fn train(
     });
 
     let save = |trainer: &mut Trainer, progress: &Progress, path: &Path| -> Result<()> {
-        let ckpt = to_checkpoint(
-            arch,
-            &trainer.state_dict(),
-            &trainer.moments(),
-            progress.adam_step,
-            trainer.batches_tracked,
-            progress.schedule.lr,
-            progress.total_steps,
-            progress.epoch,
-        )?;
+        let ckpt = to_checkpoint(arch, trainer, progress)?;
         ckpt.save(path)?;
         Ok(())
     };

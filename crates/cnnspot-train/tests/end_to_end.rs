@@ -22,12 +22,13 @@ fn cnn_upsample(img: &RgbImage) -> RgbImage {
     let mut small = vec![[0f32; 3]; (w * h) as usize];
     for y in 0..h {
         for x in 0..w {
-            for c in 0..3 {
+            let cell = &mut small[(y * w + x) as usize];
+            for (c, v) in cell.iter_mut().enumerate() {
                 let mut s = 0.0;
                 for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
                     s += img.get_pixel(2 * x + dx, 2 * y + dy)[c] as f32;
                 }
-                small[(y * w + x) as usize][c] = s / 4.0;
+                *v = s / 4.0;
             }
         }
     }
@@ -50,14 +51,14 @@ fn cnn_upsample(img: &RgbImage) -> RgbImage {
                     }
                     let ix = (ix2 / 2).clamp(0, w as i64 - 1);
                     let v = small[(iy as u32 * w + ix as u32) as usize];
-                    for c in 0..3 {
-                        acc[c] += v[c] * k[ty as usize] * k[tx as usize];
+                    for (a, vc) in acc.iter_mut().zip(v) {
+                        *a += vc * k[ty as usize] * k[tx as usize];
                     }
                 }
             }
             let px = out.get_pixel_mut(ox, oy);
-            for c in 0..3 {
-                px[c] = acc[c].round().clamp(0.0, 255.0) as u8;
+            for (p, a) in px.0.iter_mut().zip(acc) {
+                *p = a.round().clamp(0.0, 255.0) as u8;
             }
         }
     }

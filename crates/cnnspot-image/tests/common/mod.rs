@@ -13,6 +13,7 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
     h
 }
 
+#[allow(unused_imports)] // not every test file uses them
 pub use cnnspot_testdata::png::{chunk as png_chunk, crc32};
 
 /// The test data folder of this crate.
