@@ -8,6 +8,7 @@ mod eval_cmd;
 mod inputs;
 mod output;
 mod serve_cmd;
+mod spectrum_cmd;
 mod train_cmd;
 mod weights_cmd;
 
@@ -47,6 +48,9 @@ enum Command {
     Augment(augment_cmd::AugmentArgs),
     /// Train a detector with the paper's recipe (resumable).
     Train(train_cmd::TrainArgs),
+    /// Average spectra of high-pass filtered real and fake images per
+    /// generator (paper Fig. 7), as PNG figures and .npy arrays.
+    Spectrum(spectrum_cmd::SpectrumArgs),
 }
 
 /// Options shared by commands that read the weight cache.
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         Command::Dataset(cmd) => dataset_cmd::run(cmd),
         Command::Augment(args) => augment_cmd::run(args),
         Command::Train(args) => train_cmd::run(args),
+        Command::Spectrum(args) => spectrum_cmd::run(args),
     };
     match result {
         Ok(code) => code,
