@@ -6,6 +6,7 @@ use rayon::prelude::*;
 
 use super::kernel::{Isa, Tile, MR, NR};
 use super::winograd::Winograd;
+use super::SyncPtr;
 
 /// An NHWC activation: `n` images of `h x w` pixels with `c` channels each.
 #[derive(Debug, Clone)]
@@ -43,21 +44,6 @@ pub struct Conv {
     bias: Vec<f32>,
     /// The same convolution in Winograd form, for 3x3 stride-1 ones.
     winograd: Option<Winograd>,
-}
-
-/// Raw pointers that several rayon tasks write through, each to its own rows
-/// and columns.
-#[derive(Clone, Copy)]
-struct SyncPtr(*mut f32);
-unsafe impl Send for SyncPtr {}
-unsafe impl Sync for SyncPtr {}
-
-impl SyncPtr {
-    // A method, so that closures capture the whole (Sync) wrapper rather
-    // than its raw-pointer field.
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 impl Conv {

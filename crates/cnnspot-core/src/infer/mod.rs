@@ -23,7 +23,22 @@ use conv::{global_avg_pool, max_pool_3x3s2, Act, Conv, Pool};
 pub use kernel::Isa;
 
 use crate::error::ModelError;
-use crate::model::{check_state_dict, Arch, StateDict};
+use crate::model::{describe_state_dict, Arch, StateDict};
+
+/// Raw pointers that several rayon tasks write through, each to its own rows
+/// and columns.
+#[derive(Clone, Copy)]
+pub(crate) struct SyncPtr(*mut f32);
+unsafe impl Send for SyncPtr {}
+unsafe impl Sync for SyncPtr {}
+
+impl SyncPtr {
+    // A method, so that closures capture the whole (Sync) wrapper rather
+    // than its raw-pointer field.
+    pub(crate) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
 
 const BN_EPS: f64 = 1e-5;
 
@@ -96,13 +111,8 @@ impl FastResNet {
     /// Builds the network from a torchvision-named state dict, after the
     /// same checks as [`crate::model::ResNet::from_state_dict`].
     pub fn from_state_dict(state: &StateDict) -> Result<FastResNet, ModelError> {
-        let arch = Arch::infer(state.keys().map(String::as_str)).ok_or(ModelError::UnknownArch)?;
-        let (fc_shape, fc_weight) = get(state, "fc.weight")?;
-        let num_outputs = fc_shape
-            .first()
-            .copied()
-            .ok_or_else(|| ModelError::MissingTensor("fc.weight".into()))?;
-        check_state_dict(state, arch, num_outputs)?;
+        let (arch, num_outputs) = describe_state_dict(state)?;
+        let (_, fc_weight) = get(state, "fc.weight")?;
         let stem = folded(state, "conv1", "bn1", 2, 3)?;
         let expansion = if arch.bottleneck() { 4 } else { 1 };
         let mut in_ch = 64;

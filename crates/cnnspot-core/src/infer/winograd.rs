@@ -20,6 +20,7 @@ use rayon::prelude::*;
 
 use super::conv::{Act, Pool};
 use super::kernel::{Isa, Tile, MR, NR};
+use super::SyncPtr;
 
 /// The zero bias of the 16 products (the real bias is added once, after
 /// the output transform).
@@ -43,17 +44,6 @@ pub struct Winograd {
     packed: Vec<f32>,
     /// Padded to whole panels.
     bias: Vec<f32>,
-}
-
-#[derive(Clone, Copy)]
-struct SyncPtr(*mut f32);
-unsafe impl Send for SyncPtr {}
-unsafe impl Sync for SyncPtr {}
-impl SyncPtr {
-    // A method, so that closures capture the whole (Sync) wrapper.
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 impl Winograd {
