@@ -16,18 +16,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{EvalError, Result};
 
-/// Extensions of image files (case-insensitive); other files in label
-/// folders are counted as ignored.
-pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "png", "jpg", "jpeg", "jpe", "jfif", "bmp", "gif", "tif", "tiff", "webp",
-];
-
-/// Whether a path's extension is one of [`IMAGE_EXTENSIONS`].
-pub fn is_image_name(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
-}
+/// Image files are picked by extension, as everywhere in cnnspot; other
+/// files in label folders are counted as ignored.
+pub use cnnspot_core::image::{is_image_name, IMAGE_EXTENSIONS};
 
 /// Real (0) or fake (1), as the folder names say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -72,6 +72,19 @@ pub const DEFAULT_MAX_PIXELS: u64 = 1 << 27;
 /// The crop size of the paper's tables (`--crop 224`).
 pub const PAPER_CROP: u32 = 224;
 
+/// Extensions of the image files cnnspot picks up when it walks a folder
+/// (case-insensitive). Decoding itself goes by content, not by name.
+pub const IMAGE_EXTENSIONS: &[&str] = &[
+    "png", "jpg", "jpeg", "jpe", "jfif", "bmp", "gif", "tif", "tiff", "webp",
+];
+
+/// Whether a path's extension is one of [`IMAGE_EXTENSIONS`].
+pub fn is_image_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
 /// Options of [`preprocess_path`] and [`preprocess_bytes`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PreprocessOptions {

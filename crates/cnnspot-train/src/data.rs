@@ -19,8 +19,6 @@ pub struct Sample {
     pub label: f32,
 }
 
-const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp"];
-
 fn images_under(dir: &Path, label: f32, out: &mut Vec<Sample>) {
     let mut found: Vec<PathBuf> = walkdir::WalkDir::new(dir)
         .follow_links(true)
@@ -28,11 +26,7 @@ fn images_under(dir: &Path, label: f32, out: &mut Vec<Sample>) {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_file())
         .map(|e| e.into_path())
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
-        })
+        .filter(|p| cnnspot_image::is_image_name(p))
         .collect();
     found.sort();
     out.extend(found.into_iter().map(|path| Sample { path, label }));

@@ -3,18 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-
-/// Extensions picked up when walking a folder (case-insensitive). Files named
-/// on the command line are always scored, whatever their name.
-pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "png", "jpg", "jpeg", "jpe", "jfif", "bmp", "gif", "tif", "tiff", "webp",
-];
-
-fn is_image_name(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
-}
+use cnnspot_core::image::is_image_name;
 
 fn is_hidden(entry: &walkdir::DirEntry) -> bool {
     entry.depth() > 0
