@@ -375,6 +375,18 @@ pub fn check_state_dict(
     }
 }
 
+/// The architecture and head size a torchvision state dict describes, after
+/// checking that every tensor is there with the right shape.
+pub fn describe_state_dict(state: &StateDict) -> Result<(Arch, usize), ModelError> {
+    let arch = Arch::infer(state.keys().map(String::as_str)).ok_or(ModelError::UnknownArch)?;
+    let num_outputs = state
+        .get("fc.weight")
+        .and_then(|(s, _)| s.first().copied())
+        .ok_or_else(|| ModelError::MissingTensor("fc.weight".into()))?;
+    check_state_dict(state, arch, num_outputs)?;
+    Ok((arch, num_outputs))
+}
+
 fn tensor_from(state: &StateDict, name: &str) -> Result<TensorData, ModelError> {
     let (shape, values) = state
         .get(name)
@@ -419,12 +431,7 @@ impl ResNet {
         state: &StateDict,
         device: &Device,
     ) -> Result<(ResNet, Arch), ModelError> {
-        let arch = Arch::infer(state.keys().map(String::as_str)).ok_or(ModelError::UnknownArch)?;
-        let num_outputs = state
-            .get("fc.weight")
-            .and_then(|(s, _)| s.first().copied())
-            .ok_or_else(|| ModelError::MissingTensor("fc.weight".into()))?;
-        check_state_dict(state, arch, num_outputs)?;
+        let (arch, num_outputs) = describe_state_dict(state)?;
         let mut net = ResNet::new(arch, num_outputs, device);
         load_conv(&mut net.conv1, state, "conv1", device)?;
         load_bn(&mut net.bn1, state, "bn1", device)?;

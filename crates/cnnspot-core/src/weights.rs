@@ -5,7 +5,7 @@ use std::path::Path;
 use cnnspot_weights::Checkpoint;
 
 use crate::error::{Error, Result};
-use crate::model::{check_state_dict, Arch, StateDict};
+use crate::model::{describe_state_dict, Arch, StateDict};
 
 /// The parameters of a checkpoint as f32, by torchvision name.
 pub fn state_dict(ckpt: &Checkpoint) -> StateDict {
@@ -52,13 +52,9 @@ pub fn info(path: &Path) -> Result<WeightsInfo> {
         .filter(|(n, _)| n.ends_with(".weight") || n.ends_with(".bias"))
         .map(|(_, t)| t.numel() as u64)
         .sum();
-    let problem = match (arch, num_outputs) {
-        (Some(a), Some(n)) => check_state_dict(&shapes_only(&ckpt), a, n)
-            .err()
-            .map(|e| e.to_string()),
-        (None, _) => Some(crate::ModelError::UnknownArch.to_string()),
-        (_, None) => Some("tensor fc.weight is missing".to_string()),
-    };
+    let problem = describe_state_dict(&shapes_only(&ckpt))
+        .err()
+        .map(|e| e.to_string());
     Ok(WeightsInfo {
         format: ckpt.format.to_string(),
         arch: arch.map(|a| a.name().to_string()),
@@ -78,30 +74,27 @@ fn shapes_only(ckpt: &Checkpoint) -> StateDict {
         .collect()
 }
 
+/// Checks that a read checkpoint loads into a model; returns its architecture.
+fn check(ckpt: &Checkpoint, path: &Path) -> Result<Arch> {
+    describe_state_dict(&shapes_only(ckpt))
+        .map(|(arch, _)| arch)
+        .map_err(|source| Error::Model {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 /// Checks that a file is a checkpoint that loads into a model; returns its
 /// architecture. Used before a downloaded file is kept.
 pub fn validate(path: &Path) -> Result<Arch> {
-    let ckpt = read(path)?;
-    let state = shapes_only(&ckpt);
-    let model_err = |source| Error::Model {
-        path: path.to_path_buf(),
-        source,
-    };
-    let arch = Arch::infer(state.keys().map(String::as_str))
-        .ok_or_else(|| model_err(crate::ModelError::UnknownArch))?;
-    let n = state
-        .get("fc.weight")
-        .and_then(|(s, _)| s.first().copied())
-        .ok_or_else(|| model_err(crate::ModelError::MissingTensor("fc.weight".into())))?;
-    check_state_dict(&state, arch, n).map_err(model_err)?;
-    Ok(arch)
+    check(&read(path)?, path)
 }
 
 /// Writes the state dict of `src` (any supported format) as safetensors,
 /// after checking it loads into a model. Returns the architecture.
 pub fn convert_to_safetensors(src: &Path, dst: &Path) -> Result<Arch> {
-    let arch = validate(src)?;
     let ckpt = read(src)?;
+    let arch = check(&ckpt, src)?;
     cnnspot_weights::save_safetensors(&ckpt.tensors, dst)?;
     Ok(arch)
 }
