@@ -109,16 +109,16 @@ impl Trainer {
         self.adam.config.lr = lr;
     }
 
-    /// One step on an NCHW batch with labels 0 (real) / 1 (fake):
-    /// forward in train mode, BCE loss, backward, Adam update.
-    pub fn step(
-        &mut self,
+    /// Train-mode forward pass and BCE loss of an NCHW batch with labels
+    /// 0 (real) / 1 (fake): the logits and the loss, still on the graph.
+    fn forward_loss(
+        &self,
         images: Vec<f32>,
         n: usize,
         h: usize,
         w: usize,
         labels: &[f32],
-    ) -> Result<StepOutput> {
+    ) -> Result<(Tensor<1>, Tensor<1>)> {
         if images.len() != n * 3 * h * w || labels.len() != n {
             return Err(Error::Inference(format!(
                 "batch of {} values and {} labels does not fit [{n}, 3, {h}, {w}]",
@@ -130,6 +130,19 @@ impl Trainer {
         let y: Tensor<1> = Tensor::from_data(TensorData::new(labels.to_vec(), [n]), &self.device);
         let logits = self.net.forward(x).reshape([n]);
         let loss = bce_with_logits(logits.clone(), y);
+        Ok((logits, loss))
+    }
+
+    /// One step: forward in train mode, BCE loss, backward, Adam update.
+    pub fn step(
+        &mut self,
+        images: Vec<f32>,
+        n: usize,
+        h: usize,
+        w: usize,
+        labels: &[f32],
+    ) -> Result<StepOutput> {
+        let (logits, loss) = self.forward_loss(images, n, h, w, labels)?;
         let grads = loss.backward();
         let read = |t: Tensor<1>| -> Result<Vec<f32>> {
             t.into_data()
@@ -157,10 +170,8 @@ impl Trainer {
         w: usize,
         labels: &[f32],
     ) -> Result<StateDict> {
-        let x: Tensor<4> = Tensor::from_data(TensorData::new(images, [n, 3, h, w]), &self.device);
-        let y: Tensor<1> = Tensor::from_data(TensorData::new(labels.to_vec(), [n]), &self.device);
-        let logits = self.net.forward(x).reshape([n]);
-        let grads = bce_with_logits(logits, y).backward();
+        let (_, loss) = self.forward_loss(images, n, h, w, labels)?;
+        let grads = loss.backward();
         Ok(adam::collect_gradients(&mut self.net, &grads))
     }
 
