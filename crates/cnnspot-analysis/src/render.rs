@@ -7,11 +7,9 @@
 //! the 99.5th percentile of the absolute difference.
 
 use std::path::Path;
-use std::sync::Once;
 
 use image::RgbImage;
 use plotters::prelude::*;
-use plotters::style::{register_font, FontStyle};
 
 use crate::error::{write_atomic, AnalysisError, Result};
 use crate::spectrum::GeneratorSpectra;
@@ -147,14 +145,6 @@ pub fn write_png(path: &Path, img: &RgbImage) -> Result<()> {
     write_atomic(path, &png)
 }
 
-fn fonts() {
-    static ONCE: Once = Once::new();
-    // Text is laid out with the embedded font; a failure only loses labels.
-    ONCE.call_once(|| {
-        let _ = register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
-    });
-}
-
 const PAD: u32 = 6;
 const HEADER_H: u32 = 28;
 const TITLE_H: u32 = 22;
@@ -163,7 +153,7 @@ const TITLE_H: u32 = 22;
 /// and fake of a row share one sequential scale; the difference has its
 /// own symmetric scale. A missing class leaves its cell grey.
 pub fn grid(spectra: &[GeneratorSpectra], path: &Path) -> Result<RgbImage> {
-    fonts();
+    cnnspot_eval::plot::register_fonts();
     let side = spectra.iter().map(|s| s.side).max().unwrap_or(1).max(1) as u32;
     let width = 3 * side + 4 * PAD;
     let height = HEADER_H + spectra.len() as u32 * (TITLE_H + side + PAD);

@@ -27,7 +27,9 @@ const COLOURS: [RGBColor; 10] = [
 /// Figure size in pixels (PNG) and user units (SVG).
 pub const FIGURE_SIZE: (u32, u32) = (900, 700);
 
-fn fonts() {
+/// Registers the embedded font every cnnspot figure uses (once per
+/// process); call before drawing text with plotters.
+pub fn register_fonts() {
     static ONCE: Once = Once::new();
     // The bitmap backend lays out text with this embedded font, so figures
     // do not depend on the fonts installed; a failure only loses labels.
@@ -114,7 +116,7 @@ fn draw<DB: DrawingBackend>(
 
 /// Writes the curves to `path` as SVG (text left to the viewer's fonts).
 pub fn write_svg(path: &Path, title: &str, curves: &[(String, f64, Vec<PrPoint>)]) -> Result<()> {
-    fonts();
+    register_fonts();
     let mut svg = String::new();
     draw(
         SVGBackend::with_string(&mut svg, FIGURE_SIZE).into_drawing_area(),
@@ -130,7 +132,7 @@ pub fn write_svg(path: &Path, title: &str, curves: &[(String, f64, Vec<PrPoint>)
 
 /// Writes the curves to `path` as PNG.
 pub fn write_png(path: &Path, title: &str, curves: &[(String, f64, Vec<PrPoint>)]) -> Result<()> {
-    fonts();
+    register_fonts();
     let (w, h) = FIGURE_SIZE;
     let mut buf = vec![255u8; w as usize * h as usize * 3];
     draw(

@@ -2,24 +2,13 @@
 //! accuracy and AP, per epoch.
 
 use std::path::Path;
-use std::sync::Once;
 
 use plotters::prelude::*;
-use plotters::style::{register_font, FontStyle};
 
 use crate::run::EpochRecord;
 use crate::{write_atomic, Result, TrainError};
 
 const SIZE: (u32, u32) = (1000, 420);
-
-fn fonts() {
-    static ONCE: Once = Once::new();
-    // Text is laid out with an embedded font so that figures do not depend
-    // on the fonts installed; a failure only loses the labels.
-    ONCE.call_once(|| {
-        let _ = register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
-    });
-}
 
 fn draw(records: &[EpochRecord], buf: &mut [u8]) -> std::result::Result<(), String> {
     let root = BitMapBackend::with_buffer(buf, SIZE).into_drawing_area();
@@ -104,7 +93,7 @@ fn draw(records: &[EpochRecord], buf: &mut [u8]) -> std::result::Result<(), Stri
 
 /// Writes `curves.png` for the epochs so far.
 pub fn write_png(path: &Path, records: &[EpochRecord]) -> Result<()> {
-    fonts();
+    cnnspot_eval::plot::register_fonts();
     let (w, h) = SIZE;
     let mut buf = vec![255u8; w as usize * h as usize * 3];
     draw(records, &mut buf)

@@ -28,6 +28,9 @@ pub enum TrainError {
     /// A checkpoint could not be written or read.
     #[error(transparent)]
     Weights(#[from] cnnspot_weights::Error),
+    /// An output file could not be written.
+    #[error(transparent)]
+    Output(#[from] cnnspot_eval::EvalError),
     /// A file could not be written or read.
     #[error("{path}: {source}")]
     Io {
@@ -48,15 +51,8 @@ pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> T
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and
-/// a rename, so that a reader never sees half a file.
+/// a rename, so that a reader never sees half a file (the evaluation's
+/// writer, which also removes the temporary file when writing fails).
 pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(bytes).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    Ok(cnnspot_eval::scores::write_atomic(path, bytes)?)
 }
