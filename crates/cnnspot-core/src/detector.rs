@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use cnnspot_image::{PreprocessOptions, Preprocessed};
+use cnnspot_image::{ImageError, PreprocessOptions, Preprocessed};
 
 use crate::error::{Error, Result};
 use crate::infer::FastResNet;
@@ -318,6 +318,20 @@ impl Detector {
         paths: &[PathBuf],
         opts: &PreprocessOptions,
         batching: &Batching,
+        on_result: impl FnMut(usize, &Path, Result<Score>),
+    ) {
+        let read = |path: &Path| cnnspot_image::preprocess_path(path, opts);
+        self.score_paths_with(paths, &read, batching, on_result);
+    }
+
+    /// [`Detector::score_paths`] with the reading and preprocessing of each
+    /// file done by `prepare` (on the decoder threads): for example an image
+    /// decoded, JPEG-compressed or blurred, then cropped and normalised.
+    pub fn score_paths_with(
+        &self,
+        paths: &[PathBuf],
+        prepare: &(dyn Fn(&Path) -> std::result::Result<Preprocessed, ImageError> + Sync),
+        batching: &Batching,
         mut on_result: impl FnMut(usize, &Path, Result<Score>),
     ) {
         let next = AtomicUsize::new(0);
@@ -333,11 +347,10 @@ impl Detector {
                 scope.spawn(move || loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = paths.get(i) else { break };
-                    let r =
-                        cnnspot_image::preprocess_path(path, opts).map_err(|source| Error::Image {
-                            path: path.clone(),
-                            source,
-                        });
+                    let r = prepare(path).map_err(|source| Error::Image {
+                        path: path.clone(),
+                        source,
+                    });
                     if tx.send((i, r)).is_err() {
                         break;
                     }

@@ -10,6 +10,8 @@
 //! * [`report`]: the per-generator table with the mean row, as table, CSV
 //!   and JSON;
 //! * [`plot`]: precision-recall curves as SVG and PNG;
+//! * [`robustness`]: the same protocol under JPEG and blur sweeps (paper
+//!   Sec. 4.3), with line plots;
 //! * [`check`] and [`jpeg`]: formats, sizes and JPEG qualities of real and
 //!   fake images, and the shortcuts they offer a detector.
 //!
@@ -33,6 +35,7 @@ pub mod jpeg;
 pub mod metrics;
 pub mod plot;
 pub mod report;
+pub mod robustness;
 pub mod run;
 pub mod scores;
 

@@ -11,7 +11,7 @@
 //! Fake is the positive class. The threshold is strict: a probability of
 //! exactly 0.5 counts as real.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The decision threshold of the reference (strict `>`).
 pub const THRESHOLD: f64 = 0.5;
@@ -113,7 +113,7 @@ pub fn accuracy_score(y_true: &[bool], y_score: &[f64]) -> Option<f64> {
 
 /// The paper's numbers for one set of scores. `None` marks a metric that
 /// is undefined on this set (no image of a class), never a 0.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     /// Real images.
     pub n_real: usize,

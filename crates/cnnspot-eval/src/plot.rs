@@ -11,7 +11,7 @@ use crate::metrics::PrPoint;
 use crate::scores::write_atomic;
 
 /// Tableau's ten colours, cycled.
-const COLOURS: [RGBColor; 10] = [
+pub(crate) const COLOURS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -144,6 +144,11 @@ pub fn write_png(path: &Path, title: &str, curves: &[(String, f64, Vec<PrPoint>)
         path: path.to_path_buf(),
         why,
     })?;
+    write_rgb_png(path, w, h, buf)
+}
+
+/// Encodes a drawn RGB buffer as PNG and writes it atomically.
+pub(crate) fn write_rgb_png(path: &Path, w: u32, h: u32, buf: Vec<u8>) -> Result<()> {
     let plot_err = |why: String| EvalError::Plot {
         path: path.to_path_buf(),
         why,

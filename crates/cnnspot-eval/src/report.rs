@@ -9,7 +9,7 @@ use crate::metrics::{mean_defined, precision_recall_curve, Metrics, PrPoint};
 use crate::scores::{short_hash, CheckpointId, ScoreRow, Settings};
 
 /// One generator's line of the table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GeneratorResult {
     /// Generator name.
     pub name: String,
@@ -23,7 +23,7 @@ pub struct GeneratorResult {
 /// The last line of the table: the mean over generators, as in the paper.
 /// Each metric is averaged over the generators where it is defined; how
 /// many that were is kept beside it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MeanRow {
     /// Generators in the table.
     pub generators: usize,
@@ -339,7 +339,7 @@ impl ResultsDoc {
     }
 }
 
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -2,10 +2,11 @@
 //! extending the scores of an output folder.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use cnnspot_core::{Batching, Detector, PreprocessOptions};
+use cnnspot_core::image::ImageError;
+use cnnspot_core::{Batching, Detector, PreprocessOptions, Preprocessed};
 
 use crate::dataset::{Dataset, Item};
 use crate::error::Result;
@@ -50,6 +51,21 @@ pub fn evaluate(
     detector: &Detector,
     opts: &PreprocessOptions,
     batching: &Batching,
+    store: Option<&mut ScoreStore>,
+    progress: &mut dyn Progress,
+) -> Result<Evaluation> {
+    let read = |path: &Path| cnnspot_core::image::preprocess_path(path, opts);
+    evaluate_with(dataset, detector, &read, batching, store, progress)
+}
+
+/// [`evaluate`] with each image read and preprocessed by `prepare` (see
+/// [`Detector::score_paths_with`]): the robustness sweeps compress or blur
+/// the decoded image before the usual crop and normalisation.
+pub fn evaluate_with(
+    dataset: &Dataset,
+    detector: &Detector,
+    prepare: &(dyn Fn(&Path) -> std::result::Result<Preprocessed, ImageError> + Sync),
+    batching: &Batching,
     mut store: Option<&mut ScoreStore>,
     progress: &mut dyn Progress,
 ) -> Result<Evaluation> {
@@ -78,7 +94,7 @@ pub fn evaluate(
         let paths: Vec<PathBuf> = todo.iter().map(|i| i.path.clone()).collect();
         let mut fresh: HashMap<&str, ScoreRow> = HashMap::with_capacity(todo.len());
         let mut write_error = None;
-        detector.score_paths(&paths, opts, batching, |i, _path, result| {
+        detector.score_paths_with(&paths, prepare, batching, |i, _path, result| {
             let item = todo[i];
             let row = match result {
                 Ok(score) if score.logit.is_finite() => ScoreRow::scored(&g.name, item, &score),

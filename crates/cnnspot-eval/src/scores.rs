@@ -100,6 +100,11 @@ pub struct Settings {
     pub crop: Option<u32>,
     /// Pixel limit above which images are refused.
     pub max_pixels: u64,
+    /// Post-processing applied to each decoded image before the crop, as
+    /// `cnnspot robustness` names it (`"jpeg 90 libjpeg-turbo"`,
+    /// `"blur 2"`); `None` for the images as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perturbation: Option<String>,
 }
 
 /// Which weights produced the scores.
@@ -200,6 +205,14 @@ impl RunMeta {
             return Some(format!(
                 "max_pixels {}, not {}",
                 self.settings.max_pixels, other.settings.max_pixels
+            ));
+        }
+        if self.settings.perturbation != other.settings.perturbation {
+            let show = |p: &Option<String>| p.clone().unwrap_or_else(|| "no perturbation".into());
+            return Some(format!(
+                "{}, not {}",
+                show(&self.settings.perturbation),
+                show(&other.settings.perturbation)
             ));
         }
         if self.checkpoint.sha256 != other.checkpoint.sha256 {

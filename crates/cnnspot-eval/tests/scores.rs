@@ -10,6 +10,7 @@ fn meta(root: &std::path::Path, crop: Option<u32>, sha: &str) -> RunMeta {
         Settings {
             crop,
             max_pixels: 1000,
+            perturbation: None,
         },
         CheckpointId {
             path: PathBuf::from("w.pth"),
@@ -91,6 +92,13 @@ fn other_settings_are_refused() {
         .to_string();
     assert!(
         err.contains("weights") && err.contains("sha256 aa"),
+        "{err}"
+    );
+    let mut blurred = meta(dir.path(), Some(224), "aa");
+    blurred.settings.perturbation = Some("blur 2".into());
+    let err = ScoreStore::open(&out, &blurred).unwrap_err().to_string();
+    assert!(
+        err.contains("made with no perturbation, not blur 2"),
         "{err}"
     );
     // Scores without their description are refused too.

@@ -51,6 +51,11 @@ pub enum ImageError {
     #[error("decoding needs more memory than allowed: {0}")]
     MemoryLimit(String),
 
+    /// A transformation applied after decoding (a JPEG round trip or a blur
+    /// of a robustness sweep, for example) failed.
+    #[error("cannot post-process the image: {0}")]
+    PostProcess(String),
+
     /// The (cropped or uncropped) result is smaller than the model accepts.
     #[error(
         "image is {width}x{height} pixels, smaller than the {min}x{min} minimum \

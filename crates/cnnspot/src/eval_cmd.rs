@@ -141,6 +141,7 @@ fn score_dataset(args: &EvalArgs, started: Instant) -> Result<(ResultsDoc, Vec<S
     let settings = Settings {
         crop: args.crop,
         max_pixels: args.max_pixels,
+        perturbation: None,
     };
     let meta = RunMeta::new(root, settings.clone(), checkpoint.clone());
     let mut store = match &args.out {
@@ -316,8 +317,10 @@ fn write_curves(dir: &Path, doc: &ResultsDoc, rows: &[ScoreRow]) -> Result<()> {
 
 /// One progress bar per generator on a terminal; one line per generator
 /// otherwise (unless quiet).
-struct Bars {
+pub(crate) struct Bars {
     quiet: bool,
+    /// A line per finished generator (off where a caller prints its own).
+    lines: bool,
     terminal: bool,
     generators: usize,
     index: usize,
@@ -326,15 +329,29 @@ struct Bars {
 }
 
 impl Bars {
-    fn new(quiet: bool, generators: usize) -> Bars {
+    pub(crate) fn new(quiet: bool, generators: usize) -> Bars {
         Bars {
             quiet,
+            lines: true,
             terminal: std::io::stderr().is_terminal(),
             generators,
             index: 0,
             reused: 0,
             bar: ProgressBar::hidden(),
         }
+    }
+
+    /// Bars on a terminal, no per-generator lines.
+    pub(crate) fn bars_only(quiet: bool, generators: usize) -> Bars {
+        Bars {
+            lines: false,
+            ..Bars::new(quiet, generators)
+        }
+    }
+
+    /// Counts generators from the first again (a new pass over the dataset).
+    pub(crate) fn restart(&mut self) {
+        self.index = 0;
     }
 }
 
@@ -363,7 +380,7 @@ impl Progress for Bars {
     fn finish(&mut self, generator: &str, scored: usize, seconds: f64) {
         self.bar.finish_and_clear();
         self.bar = ProgressBar::hidden();
-        if !self.quiet {
+        if !self.quiet && self.lines {
             eprintln!(
                 "[{}/{}] {generator}: {scored} images scored in {seconds:.1} s, {} reused",
                 self.index, self.generators, self.reused

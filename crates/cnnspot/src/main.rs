@@ -7,6 +7,7 @@ mod detect;
 mod eval_cmd;
 mod inputs;
 mod output;
+mod robustness_cmd;
 mod serve_cmd;
 mod spectrum_cmd;
 mod train_cmd;
@@ -51,6 +52,9 @@ enum Command {
     /// Average spectra of high-pass filtered real and fake images per
     /// generator (paper Fig. 7), as PNG figures and .npy arrays.
     Spectrum(spectrum_cmd::SpectrumArgs),
+    /// AP and accuracies per generator as JPEG quality drops and blur grows
+    /// (paper Sec. 4.3), as tables and line plots.
+    Robustness(robustness_cmd::RobustnessArgs),
 }
 
 /// Options shared by commands that read the weight cache.
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
         Command::Augment(args) => augment_cmd::run(args),
         Command::Train(args) => train_cmd::run(args),
         Command::Spectrum(args) => spectrum_cmd::run(args),
+        Command::Robustness(args) => robustness_cmd::run(args),
     };
     match result {
         Ok(code) => code,

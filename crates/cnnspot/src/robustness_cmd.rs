@@ -1,0 +1,227 @@
+//! `cnnspot robustness`: AP and accuracies per generator under JPEG
+//! compression and Gaussian blur applied before scoring (paper Sec. 4.3).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use cnnspot_augment::JpegEncoder;
+use cnnspot_core::image::DEFAULT_MAX_PIXELS;
+use cnnspot_core::{Batching, Detector, PreprocessOptions};
+use cnnspot_eval::dataset::Dataset;
+use cnnspot_eval::robustness::{
+    sweep, write_outputs, Perturbation, SweepPlan, SweepProgress, DEFAULT_QUALITIES,
+    DEFAULT_SIGMAS,
+};
+use cnnspot_eval::run::Progress;
+use cnnspot_eval::scores::to_json;
+
+use crate::eval_cmd::Bars;
+use crate::{weights_cmd, CacheArgs};
+
+/// What is printed on standard output.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RobustnessFormat {
+    /// AP in percent, generators down, sweep points across.
+    Table,
+    /// robustness.csv.
+    Csv,
+    /// robustness.json.
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RobustnessArgs {
+    /// Dataset root: ROOT/<generator>/[<class>/]{0_real,1_fake}/.
+    #[arg(value_name = "ROOT")]
+    root: PathBuf,
+
+    /// Weight file (.pth or .safetensors) [default: the cached
+    /// blur_jpg_prob0.5 checkpoint, see `cnnspot weights fetch`]
+    #[arg(long, short, value_name = "FILE")]
+    weights: Option<PathBuf>,
+
+    /// JPEG qualities to compress the test images at (comma-separated);
+    /// the sweep also has the uncompressed images as its first point.
+    #[arg(long, value_delimiter = ',', value_name = "Q,...",
+          default_values_t = DEFAULT_QUALITIES.to_vec(), conflicts_with = "no_jpeg")]
+    jpeg: Vec<u8>,
+
+    /// Gaussian blur sigmas in pixels (comma-separated); 0 (no blur) is
+    /// added as the first point when missing.
+    #[arg(long, value_delimiter = ',', value_name = "SIGMA,...",
+          default_values_t = DEFAULT_SIGMAS.to_vec(), conflicts_with = "no_blur")]
+    blur: Vec<f64>,
+
+    /// Skip the JPEG sweep.
+    #[arg(long)]
+    no_jpeg: bool,
+
+    /// Skip the blur sweep.
+    #[arg(long)]
+    no_blur: bool,
+
+    /// JPEG encoder: libjpeg-turbo (Pillow's, the reference's "pil") or
+    /// pure-rust (an independent encoder).
+    #[arg(long, default_value = "libjpeg-turbo", value_parser = parse_encoder)]
+    jpeg_encoder: JpegEncoder,
+
+    /// Center-crop to PX x PX after the perturbation: 224 as in the paper's
+    /// tables; by default the whole image is scored.
+    #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(32..=8192))]
+    crop: Option<u32>,
+
+    /// Only these generators (comma-separated folder names), in this order.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    generators: Vec<String>,
+
+    /// Write robustness.{json,csv}, robustness_{jpeg,blur}.{png,svg} and the
+    /// per-image scores of every point into DIR (the uncompressed point
+    /// shares scores.jsonl with `cnnspot eval --out DIR`; a rerun resumes).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+
+    /// What to print on standard output.
+    #[arg(long, value_enum, default_value = "table")]
+    format: RobustnessFormat,
+
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    batch_size: u32,
+
+    /// Threads decoding and perturbing images while the model runs.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    decoders: u32,
+
+    /// Refuse images with more pixels than this (decompression bombs).
+    #[arg(long, default_value_t = DEFAULT_MAX_PIXELS, value_name = "N")]
+    max_pixels: u64,
+
+    /// No progress on standard error.
+    #[arg(long, short)]
+    quiet: bool,
+
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+fn parse_encoder(name: &str) -> Result<JpegEncoder, String> {
+    JpegEncoder::from_name(name)
+        .ok_or_else(|| format!("unknown JPEG encoder {name:?} (libjpeg-turbo or pure-rust)"))
+}
+
+pub fn run(args: RobustnessArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    let plan = SweepPlan {
+        qualities: if args.no_jpeg { Vec::new() } else { args.jpeg.clone() },
+        sigmas: if args.no_blur { Vec::new() } else { args.blur.clone() },
+        encoder: args.jpeg_encoder,
+    };
+    if let Err(why) = plan.validate() {
+        bail!("{why}");
+    }
+    let mut dataset = Dataset::discover(&args.root)?;
+    if !args.generators.is_empty() {
+        dataset.select(&args.generators)?;
+    }
+    let weights = match &args.weights {
+        Some(w) => w.clone(),
+        None => weights_cmd::default_weights(&args.cache)?,
+    };
+    let detector = Detector::load(&weights)
+        .with_context(|| format!("cannot use the weights {}", weights.display()))?;
+    let opts = PreprocessOptions {
+        crop: args.crop,
+        max_pixels: args.max_pixels,
+    };
+    let batching = Batching {
+        batch_size: args.batch_size as usize,
+        decoders: args.decoders as usize,
+        ..Batching::default()
+    };
+    let mut progress = Points {
+        quiet: args.quiet,
+        images: dataset.len(),
+        bars: Bars::bars_only(args.quiet, dataset.generators.len()),
+        started: Instant::now(),
+    };
+    let doc = sweep(
+        &dataset,
+        &detector,
+        &opts,
+        &batching,
+        &plan,
+        args.out.as_deref(),
+        &mut progress,
+    )?;
+    if let Some(dir) = &args.out {
+        let written = write_outputs(&doc, dir)?;
+        if !args.quiet {
+            eprintln!("wrote {} files into {}", written.len(), dir.display());
+        }
+    }
+    let text = match args.format {
+        RobustnessFormat::Table => doc.table(),
+        RobustnessFormat::Csv => doc.csv(),
+        RobustnessFormat::Json => {
+            String::from_utf8_lossy(&to_json(Path::new("robustness.json"), &doc)?).into_owned()
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+        .context("cannot write the results to standard output")?;
+    if !args.quiet {
+        eprintln!(
+            "{} points in {:.1} s",
+            plan.distinct().len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let any_scored = doc
+        .sweeps
+        .iter()
+        .flat_map(|s| &s.points)
+        .any(|p| p.mean.n_real + p.mean.n_fake > 0);
+    if !any_scored {
+        eprintln!("no image could be scored: every metric is undefined");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line per sweep point, with the per-generator progress bars of
+/// `eval` below it on a terminal.
+struct Points {
+    quiet: bool,
+    images: usize,
+    bars: Bars,
+    started: Instant,
+}
+
+impl SweepProgress for Points {
+    fn point(&mut self, perturbation: &Perturbation, index: usize, total: usize) {
+        self.bars.restart();
+        if self.quiet {
+            return;
+        }
+        let what = match perturbation {
+            Perturbation::None => "no perturbation".to_string(),
+            Perturbation::Jpeg(q) => format!("JPEG quality {q}"),
+            Perturbation::Blur(s) => format!("blur sigma {s}"),
+        };
+        eprintln!(
+            "[point {}/{total}] {what}: {} images ({:.0} s so far)",
+            index + 1,
+            self.images,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+
+    fn scoring(&mut self) -> &mut dyn Progress {
+        &mut self.bars
+    }
+}
