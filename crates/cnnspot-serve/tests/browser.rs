@@ -6,222 +6,13 @@
 //! can be named with CNNSPOT_CHROMIUM). Without it the test skips, unless
 //! CNNSPOT_REQUIRE_SHARED=1, where it fails.
 
-mod common;
-
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cnnspot_core::{Detector, PreprocessOptions};
 use cnnspot_serve::{spawn, ServeConfig};
+use cnnspot_testdata::browser::{chromium, Browser};
 use cnnspot_testdata::require_shared;
-use serde_json::{json, Value};
-use tungstenite::{Message, WebSocket};
-
-fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("CNNSPOT_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("CNNSPOT_REQUIRE_SHARED").is_ok_and(|v| v == "1") {
-        panic!(
-            "CNNSPOT_REQUIRE_SHARED=1 but {} is missing (scripts/setup.sh installs Debian's chromium)",
-            path.display()
-        );
-    }
-    eprintln!(
-        "skipping: {} not found (install Debian's chromium, or set CNNSPOT_CHROMIUM)",
-        path.display()
-    );
-    None
-}
-
-/// The browser process; closed (and killed if need be) when dropped.
-struct Browser {
-    child: Child,
-    _profile: tempfile::TempDir,
-    ws_url: String,
-}
-
-impl Browser {
-    fn launch(binary: &PathBuf, url: &str) -> Browser {
-        let profile = tempfile::tempdir().expect("profile dir");
-        let mut child = Command::new(binary)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-quic",
-                "--no-first-run",
-                "--no-default-browser-check",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-extensions",
-                "--remote-debugging-address=127.0.0.1",
-                "--remote-debugging-port=0",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg(url)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("chromium starts");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let (tx, rx) = mpsc::channel();
-        // Chromium prints the DevTools address on stderr; keep draining it
-        // afterwards so that the browser never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(u) = line.strip_prefix("DevTools listening on ") {
-                    let _ = tx.send(u.trim().to_string());
-                }
-            }
-        });
-        let ws_url = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(u) => u,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("chromium did not print its DevTools address within 60 s");
-            }
-        };
-        Browser {
-            child,
-            _profile: profile,
-            ws_url,
-        }
-    }
-
-    fn devtools_addr(&self) -> SocketAddr {
-        let rest = self
-            .ws_url
-            .strip_prefix("ws://")
-            .expect("ws:// DevTools address");
-        let host_port = rest.split('/').next().expect("host:port");
-        host_port.parse().expect("numeric DevTools address")
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        if let Ok(mut cdp) = Cdp::connect(&self.ws_url) {
-            let _ = cdp.call("Browser.close", json!({}));
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A DevTools protocol session over one websocket.
-struct Cdp {
-    ws: WebSocket<TcpStream>,
-    next_id: u64,
-}
-
-impl Cdp {
-    fn connect(url: &str) -> Result<Cdp, String> {
-        let host_port = url
-            .strip_prefix("ws://")
-            .and_then(|r| r.split('/').next())
-            .ok_or_else(|| format!("not a ws:// URL: {url}"))?;
-        let stream = TcpStream::connect(host_port).map_err(|e| e.to_string())?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .map_err(|e| e.to_string())?;
-        let (ws, _) = tungstenite::client(url, stream).map_err(|e| e.to_string())?;
-        Ok(Cdp { ws, next_id: 1 })
-    }
-
-    /// Sends a command and waits for its answer, skipping events.
-    fn call(&mut self, method: &str, params: Value) -> Result<Value, String> {
-        let id = self.next_id;
-        self.next_id += 1;
-        let msg = json!({ "id": id, "method": method, "params": params });
-        self.ws
-            .send(Message::text(msg.to_string()))
-            .map_err(|e| e.to_string())?;
-        loop {
-            let text = match self.ws.read().map_err(|e| e.to_string())? {
-                Message::Text(t) => t.to_string(),
-                _ => continue,
-            };
-            let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-            if v["id"] == id {
-                if let Some(err) = v.get("error") {
-                    return Err(format!("{method}: {err}"));
-                }
-                return Ok(v["result"].clone());
-            }
-        }
-    }
-
-    fn eval(&mut self, expression: &str) -> Value {
-        let r = self
-            .call(
-                "Runtime.evaluate",
-                json!({ "expression": expression, "returnByValue": true }),
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
-        r["result"]["value"].clone()
-    }
-}
-
-fn page_ws_url(devtools: SocketAddr, page_prefix: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let resp = common::get(devtools, "/json/list");
-        if let Ok(Value::Array(targets)) = serde_json::from_slice::<Value>(&resp.body) {
-            if let Some(u) = targets
-                .iter()
-                .filter(|t| t["type"] == "page")
-                .find(|t| {
-                    t["url"]
-                        .as_str()
-                        .is_some_and(|u| u.starts_with(page_prefix))
-                })
-                .and_then(|t| t["webSocketDebuggerUrl"].as_str())
-            {
-                return u.to_string();
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no page for {page_prefix} in {}",
-            resp.text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn wait_for(cdp: &mut Cdp, expression: &str, within: Duration) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let v = cdp.eval(expression);
-        if !v.is_null() && v != Value::Bool(false) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {expression}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use serde_json::json;
 
 #[test]
 fn upload_through_the_page_shows_the_score() {
@@ -245,10 +36,8 @@ fn upload_through_the_page_shows_the_score() {
     let origin = format!("http://{}/", server.addr());
 
     let browser = Browser::launch(&binary, &origin);
-    let mut cdp = Cdp::connect(&page_ws_url(browser.devtools_addr(), &origin))
-        .unwrap_or_else(|e| panic!("DevTools: {e}"));
-    wait_for(
-        &mut cdp,
+    let mut cdp = browser.page(&origin);
+    cdp.wait_for(
         "document.readyState === 'complete' && !!document.getElementById('file-input')",
         Duration::from_secs(30),
     );
@@ -268,8 +57,7 @@ fn upload_through_the_page_shows_the_score() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
 
-    let shown = wait_for(
-        &mut cdp,
+    let shown = cdp.wait_for(
         r#"(() => {
             const card = document.querySelector('#results .result');
             if (!card) return null;

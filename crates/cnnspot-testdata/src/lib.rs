@@ -5,6 +5,9 @@
 //! points. People who clone the repository alone do not have it: tests then
 //! skip with a message. CI sets `CNNSPOT_REQUIRE_SHARED=1`, which turns a
 //! missing folder into a failure so that nothing is skipped silently there.
+//!
+//! [`browser`] drives headless Chromium for the tests of the pages cnnspot
+//! makes; it skips (or fails under `CNNSPOT_REQUIRE_SHARED=1`) the same way.
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +19,7 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
-fn required() -> bool {
+pub(crate) fn required() -> bool {
     std::env::var("CNNSPOT_REQUIRE_SHARED").is_ok_and(|v| v == "1")
 }
 
@@ -119,6 +122,7 @@ pub fn fixture_text(name: &str) -> Option<String> {
     Some(std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
 
+pub mod browser;
 pub mod http_server;
 
 /// Hand-made PNG pieces for tests of broken and hostile files.

@@ -7,6 +7,7 @@ mod detect;
 mod eval_cmd;
 mod inputs;
 mod output;
+mod report_cmd;
 mod robustness_cmd;
 mod serve_cmd;
 mod spectrum_cmd;
@@ -52,6 +53,10 @@ enum Command {
     /// Average spectra of high-pass filtered real and fake images per
     /// generator (paper Fig. 7), as PNG figures and .npy arrays.
     Spectrum(spectrum_cmd::SpectrumArgs),
+    /// One self-contained HTML page of a results folder: the evaluation
+    /// table and curves, the most fake and most real images, spectra and
+    /// robustness sweeps.
+    Report(report_cmd::ReportArgs),
     /// AP and accuracies per generator as JPEG quality drops and blur grows
     /// (paper Sec. 4.3), as tables and line plots.
     Robustness(robustness_cmd::RobustnessArgs),
@@ -78,6 +83,7 @@ fn main() -> ExitCode {
         Command::Augment(args) => augment_cmd::run(args),
         Command::Train(args) => train_cmd::run(args),
         Command::Spectrum(args) => spectrum_cmd::run(args),
+        Command::Report(args) => report_cmd::run(args),
         Command::Robustness(args) => robustness_cmd::run(args),
     };
     match result {

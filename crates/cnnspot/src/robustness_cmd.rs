@@ -12,8 +12,7 @@ use cnnspot_core::image::DEFAULT_MAX_PIXELS;
 use cnnspot_core::{Batching, Detector, PreprocessOptions};
 use cnnspot_eval::dataset::Dataset;
 use cnnspot_eval::robustness::{
-    sweep, write_outputs, Perturbation, SweepPlan, SweepProgress, DEFAULT_QUALITIES,
-    DEFAULT_SIGMAS,
+    sweep, write_outputs, Perturbation, SweepPlan, SweepProgress, DEFAULT_QUALITIES, DEFAULT_SIGMAS,
 };
 use cnnspot_eval::run::Progress;
 use cnnspot_eval::scores::to_json;
@@ -115,8 +114,16 @@ fn parse_encoder(name: &str) -> Result<JpegEncoder, String> {
 pub fn run(args: RobustnessArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let plan = SweepPlan {
-        qualities: if args.no_jpeg { Vec::new() } else { args.jpeg.clone() },
-        sigmas: if args.no_blur { Vec::new() } else { args.blur.clone() },
+        qualities: if args.no_jpeg {
+            Vec::new()
+        } else {
+            args.jpeg.clone()
+        },
+        sigmas: if args.no_blur {
+            Vec::new()
+        } else {
+            args.blur.clone()
+        },
         encoder: args.jpeg_encoder,
     };
     if let Err(why) = plan.validate() {
