@@ -161,7 +161,7 @@ pub fn pr_curves(rows: &[ScoreRow], report: &Report) -> Vec<(String, f64, Vec<Pr
 }
 
 /// Counts of images in a run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counts {
     /// Images found.
     pub total: usize,
@@ -176,7 +176,7 @@ pub struct Counts {
 }
 
 /// `results.json`: the table with everything needed to know what produced it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ResultsDoc {
     /// `cnnspot <version>`.
     pub tool: String,
@@ -189,6 +189,7 @@ pub struct ResultsDoc {
     /// The threshold of the accuracies (strict `>`).
     pub threshold: f64,
     /// Image counts.
+    #[serde(default)]
     pub images: Counts,
     /// Seconds the run took (scoring included), when scores were made.
     pub wall_seconds: Option<f64>,
@@ -197,16 +198,22 @@ pub struct ResultsDoc {
     /// Mean over generators.
     pub mean: MeanRow,
     /// Files left out of the metrics and why.
+    #[serde(default)]
     pub left_out: Vec<LeftOut>,
     /// Layout warnings (missing label folders...).
+    #[serde(default)]
     pub warnings: Vec<String>,
 }
 
-fn pct(v: Option<f64>) -> String {
+/// A metric as the tables print it: percent with one decimal, `n/a` when
+/// undefined.
+pub fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".to_string(), |v| format!("{:.1}", v * 100.0))
 }
 
-fn mean_pct(v: Option<f64>, of: usize, total: usize) -> String {
+/// A mean as the tables print it: [`pct`], marked `*` when it is over
+/// fewer than all `total` generators.
+pub fn mean_pct(v: Option<f64>, of: usize, total: usize) -> String {
     match v {
         Some(_) if of < total => format!("{}*", pct(v)),
         _ => pct(v),

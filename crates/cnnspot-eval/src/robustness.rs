@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::Dataset;
 use crate::error::{io_err, EvalError, Result};
 use crate::plot::{register_fonts, COLOURS};
-use crate::report::{csv_field, GeneratorResult, MeanRow, Report};
+use crate::report::{csv_field, pct, GeneratorResult, MeanRow, Report};
 use crate::run::{evaluate_with, Progress};
 use crate::scores::{to_json, write_atomic, CheckpointId, RunMeta, ScoreStore, Settings};
 
@@ -211,6 +211,7 @@ pub struct SweepPoint {
     /// Mean over generators.
     pub mean: MeanRow,
     /// Images left out at this point (could not be read or processed).
+    #[serde(default)]
     pub left_out: usize,
 }
 
@@ -362,10 +363,6 @@ pub fn sweep(
         jpeg_encoder: plan.encoder.name().into(),
         sweeps,
     })
-}
-
-fn pct(v: Option<f64>) -> String {
-    v.map_or_else(|| "n/a".to_string(), |v| format!("{:.1}", v * 100.0))
 }
 
 impl RobustnessDoc {

@@ -2,16 +2,15 @@
 
 use std::path::{Path, PathBuf};
 
-use cnnspot_eval::scores::{short_hash, ScoreRow};
+use cnnspot_eval::report::{mean_pct, pct, GeneratorResult, MeanRow};
+use cnnspot_eval::robustness::RobustnessDoc;
+use cnnspot_eval::scores::{short_hash, CheckpointId, ScoreRow, Settings};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::embed::{self, Embedded};
 use crate::error::{ReportError, Result};
-use crate::inputs::{
-    read_eval, read_robustness, CheckpointJson, EvalInputs, MeanJson, RobustnessJson, RowJson,
-    SettingsJson, PR_CURVES_FILE, ROBUSTNESS_FILE, SPECTRA_GRID_FILE,
-};
+use crate::inputs::{read_eval, read_robustness, EvalInputs, PR_CURVES_FILE, SPECTRA_GRID_FILE};
 use crate::{RenderedReport, ReportOptions};
 
 /// The name decides autoescaping: `.html.j2` escapes as HTML.
@@ -158,33 +157,21 @@ struct Page {
     warnings: Vec<String>,
 }
 
-/// Percent with one decimal, as `cnnspot eval` prints its table.
-fn pct(v: Option<f64>) -> String {
-    v.map_or_else(|| "n/a".to_string(), |v| format!("{:.1}", v * 100.0))
-}
-
-/// The mean marked `*` when it is over fewer generators than the table has.
-fn mean_pct(v: Option<f64>, of: usize, total: usize) -> String {
-    match v {
-        Some(_) if of < total => format!("{}*", pct(v)),
-        _ => pct(v),
-    }
-}
-
-fn row_view(r: &RowJson) -> RowView {
+fn row_view(r: &GeneratorResult) -> RowView {
+    let m = &r.metrics;
     RowView {
         name: r.name.clone(),
-        n_real: r.n_real,
-        n_fake: r.n_fake,
-        ap: pct(r.ap),
-        acc: pct(r.acc),
-        r_acc: pct(r.r_acc),
-        f_acc: pct(r.f_acc),
+        n_real: m.n_real,
+        n_fake: m.n_fake,
+        ap: pct(m.ap),
+        acc: pct(m.acc),
+        r_acc: pct(m.r_acc),
+        f_acc: pct(m.f_acc),
         left_out: r.left_out,
     }
 }
 
-fn mean_view(m: &MeanJson, left_out: usize) -> RowView {
+fn mean_view(m: &MeanRow, left_out: usize) -> RowView {
     let n = m.generators;
     RowView {
         name: "mean".into(),
@@ -334,7 +321,7 @@ fn render_template(page: &Page) -> Result<String> {
 fn facts(
     dir: &Path,
     eval: &EvalInputs,
-    robust: Option<&RobustnessJson>,
+    robust: Option<&RobustnessDoc>,
     opts: &ReportOptions,
 ) -> Vec<Fact> {
     let mut out = vec![Fact {
@@ -351,7 +338,7 @@ fn facts(
         .as_ref()
         .map(|m| m.root.clone())
         .or_else(|| results.and_then(|r| r.root.clone()))
-        .or_else(|| robust.and_then(|r| r.root.clone()));
+        .or_else(|| robust.map(|r| r.root.clone()));
     if let Some(root) = root {
         out.push(Fact {
             name: "Dataset",
@@ -367,47 +354,37 @@ fn facts(
     let checkpoint = eval
         .meta
         .as_ref()
-        .map(|m| CheckpointJson {
-            path: Some(m.checkpoint.path.clone()),
-            sha256: Some(m.checkpoint.sha256.clone()),
-            arch: Some(m.checkpoint.arch.clone()),
-            parameters: Some(m.checkpoint.parameters),
-        })
+        .map(|m| m.checkpoint.clone())
         .or_else(|| results.and_then(|r| r.checkpoint.clone()))
-        .or_else(|| robust.and_then(|r| r.checkpoint.clone()));
+        .or_else(|| robust.map(|r| r.checkpoint.clone()));
     if let Some(c) = checkpoint {
         out.push(Fact {
             name: "Weights",
             value: weights_text(&c),
         });
     }
-    let settings = eval
+    let settings: Option<Settings> = eval
         .meta
         .as_ref()
-        .map(|m| SettingsJson {
-            crop: m.settings.crop,
-            max_pixels: Some(m.settings.max_pixels),
-        })
+        .map(|m| m.settings.clone())
         .or_else(|| results.and_then(|r| r.settings.clone()))
-        .or_else(|| robust.and_then(|r| r.settings.clone()));
+        .or_else(|| robust.map(|r| r.settings.clone()));
     if let Some(s) = settings {
         out.push(Fact {
             name: "Crop",
             value: crop_text(s.crop),
         });
-        if let Some(p) = s.max_pixels {
-            out.push(Fact {
-                name: "Pixel limit",
-                value: format!("{p} pixels"),
-            });
-        }
+        out.push(Fact {
+            name: "Pixel limit",
+            value: format!("{} pixels", s.max_pixels),
+        });
     }
     let made_by = eval
         .meta
         .as_ref()
         .map(|m| m.tool.clone())
-        .or_else(|| results.and_then(|r| r.tool.clone()))
-        .or_else(|| robust.and_then(|r| r.tool.clone()));
+        .or_else(|| results.map(|r| r.tool.clone()))
+        .or_else(|| robust.map(|r| r.tool.clone()));
     if let Some(t) = made_by {
         out.push(Fact {
             name: "Scores made by",
@@ -424,20 +401,14 @@ fn crop_text(crop: Option<u32>) -> String {
     )
 }
 
-fn weights_text(c: &CheckpointJson) -> String {
-    let mut s = c
-        .path
-        .as_ref()
-        .map_or_else(|| "unknown file".to_string(), |p| p.display().to_string());
-    if let Some(h) = &c.sha256 {
-        s.push_str(&format!(" (sha256 {})", short_hash(h)));
-    }
-    match (&c.arch, c.parameters) {
-        (Some(a), Some(p)) => s.push_str(&format!(", {a}, {:.1} M parameters", p as f64 / 1e6)),
-        (Some(a), None) => s.push_str(&format!(", {a}")),
-        _ => {}
-    }
-    s
+fn weights_text(c: &CheckpointId) -> String {
+    format!(
+        "{} (sha256 {}), {}, {:.1} M parameters",
+        c.path.display(),
+        short_hash(&c.sha256),
+        c.arch,
+        c.parameters as f64 / 1e6
+    )
 }
 
 fn eval_section(dir: &Path, eval: &EvalInputs, tally: &mut Tally) -> Section<EvalView> {
@@ -480,7 +451,7 @@ fn eval_section(dir: &Path, eval: &EvalInputs, tally: &mut Tally) -> Section<Eva
         .unwrap_or_default();
     Section::shown(EvalView {
         source: source.into(),
-        rows: table.rows.iter().map(row_view).collect(),
+        rows: table.generators.iter().map(row_view).collect(),
         mean: mean_view(m, table.left_out.len()),
         footnote,
         pr,
@@ -623,28 +594,15 @@ fn probability_text(p: f64) -> String {
     }
 }
 
-/// Only plain names make a file name, so that robustness.json cannot point
-/// the page at a file outside the folder.
-fn plain_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-fn robustness_view(dir: &Path, r: &RobustnessJson, tally: &mut Tally) -> RobustnessView {
-    let mut setup = Vec::new();
-    if let Some(s) = &r.settings {
-        setup.push(format!("crop: {}", crop_text(s.crop)));
-    }
-    if let Some(c) = &r.checkpoint {
-        setup.push(format!("weights: {}", weights_text(c)));
-    }
-    if let Some(e) = &r.jpeg_encoder {
-        setup.push(format!("JPEG encoder: {e}"));
-    }
+fn robustness_view(dir: &Path, r: &RobustnessDoc, tally: &mut Tally) -> RobustnessView {
+    let setup = [
+        format!("crop: {}", crop_text(r.settings.crop)),
+        format!("weights: {}", weights_text(&r.checkpoint)),
+        format!("JPEG encoder: {}", r.jpeg_encoder),
+    ];
     let mut sweeps = Vec::new();
     for s in &r.sweeps {
-        let columns: Vec<String> = s.points.iter().map(|p| p.label_text()).collect();
+        let columns: Vec<String> = s.points.iter().map(|p| p.label.clone()).collect();
         let mut names: Vec<String> = Vec::new();
         for p in &s.points {
             for g in &p.generators {
@@ -666,7 +624,7 @@ fn robustness_view(dir: &Path, r: &RobustnessJson, tally: &mut Tally) -> Robustn
                             .generators
                             .iter()
                             .find(|g| &g.name == name)
-                            .and_then(|g| g.ap))
+                            .and_then(|g| g.metrics.ap))
                     })
                     .collect(),
             })
@@ -677,30 +635,19 @@ fn robustness_view(dir: &Path, r: &RobustnessJson, tally: &mut Tally) -> Robustn
             cells: s
                 .points
                 .iter()
-                .map(|p| match &p.mean {
-                    Some(m) => mean_pct(m.ap, m.ap_of, m.generators),
-                    None => pct(None),
-                })
+                .map(|p| mean_pct(p.mean.ap, p.mean.ap_of, p.mean.generators))
                 .collect(),
         });
-        let axis = s.axis.clone().unwrap_or_else(|| s.perturbation.clone());
-        let (plot, plot_missing) = if plain_name(&s.perturbation) {
-            let path = dir.join(format!("robustness_{}.png", s.perturbation));
-            match tally.figure(&path, &format!("AP against {axis}")) {
-                Some(Ok(f)) => (Some(f), None),
-                Some(Err(line)) => (None, Some(line)),
-                None => (None, Some(format!("No {} here.", file_name(&path)))),
-            }
-        } else {
-            (
-                None,
-                Some(format!(
-                    "No plot: the perturbation name in {ROBUSTNESS_FILE} is not a plain name."
-                )),
-            )
+        let axis = s.axis.clone();
+        // The kind is one of a closed set, so the file name cannot leave the folder.
+        let path = dir.join(format!("robustness_{}.png", s.perturbation.name()));
+        let (plot, plot_missing) = match tally.figure(&path, &format!("AP against {axis}")) {
+            Some(Ok(f)) => (Some(f), None),
+            Some(Err(line)) => (None, Some(line)),
+            None => (None, Some(format!("No {} here.", file_name(&path)))),
         };
         sweeps.push(SweepView {
-            perturbation: s.perturbation.clone(),
+            perturbation: s.perturbation.name().to_string(),
             axis,
             columns,
             rows,

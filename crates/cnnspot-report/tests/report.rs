@@ -289,6 +289,7 @@ fn robustness_doc(names: &[&str]) -> Value {
         "tool": "cnnspot 0.1.0",
         "root": "/data",
         "settings": { "crop": 224, "max_pixels": 134217728u64 },
+        "checkpoint": meta(Path::new("/data"))["checkpoint"],
         "jpeg_encoder": "libjpeg-turbo",
         "sweeps": [
             { "perturbation": "jpeg", "axis": "JPEG quality", "points": [

@@ -1,17 +1,12 @@
 //! `cnnspot bench` and the engine and pixel-budget flags of `detect`.
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
 
 use cnnspot_testdata::require_shared;
+use common::cnnspot;
 use serde_json::Value;
-
-fn cnnspot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cnnspot"))
-        .args(args)
-        .env_remove("CNNSPOT_CACHE_DIR")
-        .output()
-        .expect("cnnspot runs")
-}
 
 fn rows(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout)

@@ -1,43 +1,15 @@
 //! `cnnspot eval` and `cnnspot dataset check` end to end on the dev set with
 //! the random-weight fixture checkpoint.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use cnnspot_core::{Detector, PreprocessOptions};
 use cnnspot_testdata::require_shared;
+use common::{cnnspot, ok, read_json, s, text};
 use serde_json::Value;
-
-fn cnnspot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cnnspot"))
-        .args(args)
-        .env_remove("CNNSPOT_CACHE_DIR")
-        .output()
-        .expect("cnnspot runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
 
 fn rows(p: &Path) -> Vec<Value> {
     std::fs::read_to_string(p)

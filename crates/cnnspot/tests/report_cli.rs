@@ -7,43 +7,19 @@
 //! CNNSPOT_CHROMIUM) and the shared dev set; without them it skips, unless
 //! CNNSPOT_REQUIRE_SHARED=1, where it fails.
 
+mod common;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use cnnspot_testdata::browser::{chromium, Browser};
 use cnnspot_testdata::require_shared;
+use common::{cnnspot, ok, s, text};
 use serde_json::{json, Value};
 
 const GENERATORS: [&str; 2] = ["pix2pix_maps", "cyclegan_horse2zebra_student"];
 const THUMBNAILS: usize = 6;
-
-fn cnnspot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cnnspot"))
-        .args(args)
-        .env_remove("CNNSPOT_CACHE_DIR")
-        .output()
-        .expect("cnnspot runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
 
 /// The paths this test writes its screenshot to: `target/report-screenshot.png`.
 fn screenshot_path() -> PathBuf {

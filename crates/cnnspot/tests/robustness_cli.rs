@@ -2,33 +2,11 @@
 //! `cnnspot eval --out` of the same folder, reproduces eval's table there,
 //! writes its tables and figures, and resumes every point.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
 use cnnspot_testdata::require_shared;
+use common::{cnnspot, ok, read_json};
 use serde_json::Value;
-
-fn cnnspot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cnnspot"))
-        .args(args)
-        .env_remove("CNNSPOT_CACHE_DIR")
-        .output()
-        .expect("cnnspot runs")
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
 
 #[test]
 fn sweep_shares_eval_scores_and_resumes() {
