@@ -218,8 +218,10 @@ impl Detector {
         }
     }
 
-    /// Pixels per image above which scoring is refused with
-    /// [`Error::TooLarge`] rather than risking all memory.
+    /// Pixels per forward pass at most. The fast engine scores a larger
+    /// image in overlapping tiles whose features are pooled as the whole
+    /// image's are (the same logit up to rounding, with memory bounded by
+    /// the budget); the burn engine refuses it with [`Error::TooLarge`].
     pub fn max_infer_pixels(&self) -> u64 {
         self.max_infer_pixels
     }
@@ -229,10 +231,17 @@ impl Detector {
         self.max_infer_pixels = pixels;
     }
 
-    /// The error for an image over the pixel budget, if it is.
+    /// The error for an image that cannot be scored within the pixel
+    /// budget, if it cannot: over the budget on the burn engine, or so far
+    /// under it that not even one tile fits on the fast engine.
     pub fn check_size(&self, height: usize, width: usize) -> Result<()> {
         let pixels = height as u64 * width as u64;
-        if pixels > self.max_infer_pixels {
+        let fits = pixels <= self.max_infer_pixels
+            || match &self.route {
+                Route::Fast(net) => net.tiling(height, width, self.max_infer_pixels).is_some(),
+                Route::Burn { .. } => false,
+            };
+        if !fits {
             return Err(Error::TooLarge {
                 width,
                 height,
@@ -256,6 +265,17 @@ impl Detector {
         }
         self.check_size(h, w)?;
         match &self.route {
+            Route::Fast(net) if (h * w) as u64 > self.max_infer_pixels => {
+                let budget = self.max_infer_pixels;
+                let mut logits = Vec::with_capacity(n);
+                for image in data.chunks(3 * h * w) {
+                    let all = net.forward_tiled(image, h, w, budget).ok_or_else(|| {
+                        Error::Inference(format!("no tiling of {w}x{h} fits {budget} pixels"))
+                    })?;
+                    logits.push(all[0]);
+                }
+                Ok(logits)
+            }
             Route::Fast(net) => Ok(net.logits_nchw(&data, n, h, w)),
             Route::Burn { net, device } => {
                 let x: Tensor<4> = Tensor::from_data(TensorData::new(data, [n, 3, h, w]), device);

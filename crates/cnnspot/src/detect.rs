@@ -49,8 +49,9 @@ pub struct DetectArgs {
     #[arg(long, default_value_t = DEFAULT_MAX_PIXELS, value_name = "N")]
     max_pixels: u64,
 
-    /// Refuse to run the network on an image (after any crop) with more
-    /// pixels than this; memory grows by about 300 bytes per pixel.
+    /// Pixels per forward pass at most (memory grows by about 300 bytes
+    /// per pixel): larger images are scored in overlapping tiles with the
+    /// same result (the burn engine refuses them).
     #[arg(long, default_value_t = DEFAULT_MAX_INFER_PIXELS, value_name = "N")]
     max_infer_pixels: u64,
 

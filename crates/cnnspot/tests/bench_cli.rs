@@ -81,12 +81,60 @@ fn both_engines_give_the_same_scores_and_oversized_images_are_refused() {
     args.extend(&images);
     let out = cnnspot(&args);
     assert_eq!(out.status.code(), Some(1));
-    let rows = rows(&out);
-    assert_eq!(rows.len(), 2);
-    for r in rows {
+    let refused_rows = rows(&out);
+    assert_eq!(refused_rows.len(), 2);
+    for r in refused_rows {
         let err = r["error"].as_str().unwrap();
         assert!(err.contains("256x256") && err.contains("budget"), "{err}");
     }
+
+    // A 1040x1040 mosaic of dev images, over a 700000-pixel budget: the
+    // fast engine scores it in tiles, as the whole image; burn refuses it.
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("mosaic.png");
+    let tiles: Vec<image::RgbImage> = ["fixtures/real.png", "fixtures/fake.png"]
+        .iter()
+        .map(|p| image::open(shared.join(p)).unwrap().to_rgb8())
+        .collect();
+    let mosaic = image::RgbImage::from_fn(1040, 1040, |x, y| {
+        let t = &tiles[((x / 256 + y / 256) % 2) as usize];
+        *t.get_pixel(x % 256, (y * 7 + x / 256) % 256)
+    });
+    mosaic.save(&big).unwrap();
+    let big = big.to_str().unwrap();
+    let whole = cnnspot(&[
+        "detect",
+        "-q",
+        "--format",
+        "jsonl",
+        "--weights",
+        weights,
+        big,
+    ]);
+    let budget = ["--max-infer-pixels", "700000"];
+    let mut args = vec![
+        "detect",
+        "-q",
+        "--format",
+        "jsonl",
+        "--weights",
+        weights,
+        big,
+    ];
+    args.extend(budget);
+    let tiled = cnnspot(&args);
+    let logit = |o: &std::process::Output| rows(o)[0]["logit"].as_f64().unwrap();
+    assert!(
+        (logit(&whole) - logit(&tiled)).abs() < 1e-4,
+        "whole {} vs tiled {}",
+        logit(&whole),
+        logit(&tiled)
+    );
+    args.extend(["--engine", "burn"]);
+    let refused = cnnspot(&args);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = rows(&refused)[0]["error"].as_str().unwrap().to_string();
+    assert!(err.contains("1040x1040") && err.contains("budget"), "{err}");
 
     let out = cnnspot(&["detect", "--engine", "onnx", images[0]]);
     assert_eq!(out.status.code(), Some(2));
