@@ -24,5 +24,5 @@ pub use error::{AnalysisError, Result};
 pub use median::{median_filter, median_filter_plane};
 pub use spectrum::{
     generator_spectra, sample_evenly, Failure, GeneratorSpectra, HighPass, Spectrum2d,
-    SpectrumAccumulator, SpectrumOptions, LOG_EPS,
+    SpectrumAccumulator, SpectrumOptions, LOG_EPS, MAX_CROP,
 };
