@@ -313,37 +313,51 @@ impl ResultsDoc {
     /// `results.csv`: one line per generator and the mean, metrics as
     /// fractions in full precision, empty where undefined.
     pub fn csv(&self) -> String {
-        let f = |v: Option<f64>| v.map_or_else(String::new, |v| v.to_string());
-        let mut out = String::from("generator,n_real,n_fake,ap,acc,r_acc,f_acc,left_out\n");
+        let mut out = format!("generator,{CSV_METRICS}\n");
         for g in &self.generators {
-            let m = &g.metrics;
-            let _ = writeln!(
-                out,
-                "{},{},{},{},{},{},{},{}",
-                csv_field(&g.name),
-                m.n_real,
-                m.n_fake,
-                f(m.ap),
-                f(m.acc),
-                f(m.r_acc),
-                f(m.f_acc),
-                g.left_out
-            );
+            out.push_str(&csv_row(g));
         }
-        let m = &self.mean;
-        let _ = writeln!(
-            out,
-            "mean,{},{},{},{},{},{},{}",
-            m.n_real,
-            m.n_fake,
-            f(m.ap),
-            f(m.acc),
-            f(m.r_acc),
-            f(m.f_acc),
-            self.images.left_out
-        );
+        out.push_str(&csv_mean_row(&self.mean, self.images.left_out));
         out
     }
+}
+
+/// The metric columns of a CSV table line, after the generator's name.
+pub(crate) const CSV_METRICS: &str = "n_real,n_fake,ap,acc,r_acc,f_acc,left_out";
+
+fn csv_number(v: Option<f64>) -> String {
+    v.map_or_else(String::new, |v| v.to_string())
+}
+
+/// A generator's CSV line (with its newline): fractions in full precision,
+/// empty where undefined.
+pub(crate) fn csv_row(g: &GeneratorResult) -> String {
+    let m = &g.metrics;
+    format!(
+        "{},{},{},{},{},{},{},{}\n",
+        csv_field(&g.name),
+        m.n_real,
+        m.n_fake,
+        csv_number(m.ap),
+        csv_number(m.acc),
+        csv_number(m.r_acc),
+        csv_number(m.f_acc),
+        g.left_out
+    )
+}
+
+/// The mean's CSV line, named `mean`.
+pub(crate) fn csv_mean_row(m: &MeanRow, left_out: usize) -> String {
+    format!(
+        "mean,{},{},{},{},{},{},{}\n",
+        m.n_real,
+        m.n_fake,
+        csv_number(m.ap),
+        csv_number(m.acc),
+        csv_number(m.r_acc),
+        csv_number(m.f_acc),
+        left_out
+    )
 }
 
 pub(crate) fn csv_field(s: &str) -> String {

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::Dataset;
 use crate::error::{io_err, EvalError, Result};
 use crate::plot::{register_fonts, COLOURS};
-use crate::report::{csv_field, pct, GeneratorResult, MeanRow, Report};
+use crate::report::{csv_mean_row, csv_row, pct, GeneratorResult, MeanRow, Report, CSV_METRICS};
 use crate::run::{evaluate_with, Progress};
 use crate::scores::{to_json, write_atomic, CheckpointId, RunMeta, ScoreStore, Settings};
 
@@ -419,40 +419,17 @@ impl RobustnessDoc {
     /// `robustness.csv`: one line per sweep, point and generator (and the
     /// mean), metrics as fractions in full precision, empty where undefined.
     pub fn csv(&self) -> String {
-        let f = |v: Option<f64>| v.map_or_else(String::new, |v| v.to_string());
-        let mut out = String::from(
-            "perturbation,point,value,generator,n_real,n_fake,ap,acc,r_acc,f_acc,left_out\n",
-        );
+        let mut out = format!("perturbation,point,value,generator,{CSV_METRICS}\n");
         for sweep in &self.sweeps {
             for p in &sweep.points {
-                let head = format!("{},{},{}", sweep.perturbation.name(), p.label, f(p.value));
+                let value = p.value.map_or_else(String::new, |v| v.to_string());
+                let head = format!("{},{},{value},", sweep.perturbation.name(), p.label);
                 for g in &p.generators {
-                    let m = &g.metrics;
-                    let _ = writeln!(
-                        out,
-                        "{head},{},{},{},{},{},{},{},{}",
-                        csv_field(&g.name),
-                        m.n_real,
-                        m.n_fake,
-                        f(m.ap),
-                        f(m.acc),
-                        f(m.r_acc),
-                        f(m.f_acc),
-                        g.left_out
-                    );
+                    out.push_str(&head);
+                    out.push_str(&csv_row(g));
                 }
-                let m = &p.mean;
-                let _ = writeln!(
-                    out,
-                    "{head},mean,{},{},{},{},{},{},{}",
-                    m.n_real,
-                    m.n_fake,
-                    f(m.ap),
-                    f(m.acc),
-                    f(m.r_acc),
-                    f(m.f_acc),
-                    p.left_out
-                );
+                out.push_str(&head);
+                out.push_str(&csv_mean_row(&p.mean, p.left_out));
             }
         }
         out

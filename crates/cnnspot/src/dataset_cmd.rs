@@ -1,6 +1,6 @@
 //! `cnnspot dataset`: looking at a dataset before evaluating on it.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -78,10 +78,6 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
             s
         }
     };
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|_| stdout.flush())
-        .context("cannot write the check to standard output")?;
+    crate::output::print_stdout(&text, "the check")?;
     Ok(ExitCode::SUCCESS)
 }

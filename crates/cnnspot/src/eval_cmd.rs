@@ -2,7 +2,7 @@
 //! ForenSynths layout, or recomputed from the per-image scores of an
 //! earlier run.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -111,11 +111,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             String::from_utf8_lossy(&to_json(Path::new("results.json"), &doc)?).into_owned()
         }
     };
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|_| stdout.flush())
-        .context("cannot write the results to standard output")?;
+    crate::output::print_stdout(&text, "the results")?;
     if doc.images.scored == 0 {
         eprintln!("no image could be scored: every metric is undefined");
         return Ok(ExitCode::from(1));

@@ -3,8 +3,17 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use cnnspot_core::Score;
+
+/// Prints a whole report on standard output; `what` names it in the error.
+pub fn print_stdout(text: &str, what: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+        .with_context(|| format!("cannot write {what} to standard output"))
+}
 
 /// How results are printed.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

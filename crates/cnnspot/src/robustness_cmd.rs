@@ -1,7 +1,6 @@
 //! `cnnspot robustness`: AP and accuracies per generator under JPEG
 //! compression and Gaussian blur applied before scoring (paper Sec. 4.3).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -176,11 +175,7 @@ pub fn run(args: RobustnessArgs) -> Result<ExitCode> {
             String::from_utf8_lossy(&to_json(Path::new("robustness.json"), &doc)?).into_owned()
         }
     };
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|_| stdout.flush())
-        .context("cannot write the results to standard output")?;
+    crate::output::print_stdout(&text, "the results")?;
     if !args.quiet {
         eprintln!(
             "{} points in {:.1} s",
