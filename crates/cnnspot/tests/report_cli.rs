@@ -27,9 +27,9 @@ fn screenshot_path() -> PathBuf {
     tmp.parent().unwrap_or(tmp).join("report-screenshot.png")
 }
 
-/// Runs eval, spectrum and robustness (when this build has it) on two
-/// generators of the dev set into `dir`.
-fn make_results(shared: &Path, dir: &Path) -> bool {
+/// Runs eval, spectrum and robustness on two generators of the dev set
+/// into `dir`.
+fn make_results(shared: &Path, dir: &Path) {
     let dev = shared.join("data/dev");
     let weights = shared.join("fixtures/cnndet_random.pth");
     let generators = GENERATORS.join(",");
@@ -51,29 +51,23 @@ fn make_results(shared: &Path, dir: &Path) -> bool {
         spectrum.extend(["--generator", g]);
     }
     ok(&cnnspot(&spectrum));
-    let has_robustness = cnnspot(&["robustness", "--help"]).status.success();
-    if has_robustness {
-        ok(&cnnspot(&[
-            "robustness",
-            s(&dev),
-            "--weights",
-            s(&weights),
-            "--crop",
-            "224",
-            "--generators",
-            &generators,
-            "--jpeg",
-            "100,50",
-            "--blur",
-            "0,2",
-            "--out",
-            s(dir),
-            "--quiet",
-        ]));
-    } else {
-        eprintln!("note: this build has no `cnnspot robustness`; the page is tested without it");
-    }
-    has_robustness
+    ok(&cnnspot(&[
+        "robustness",
+        s(&dev),
+        "--weights",
+        s(&weights),
+        "--crop",
+        "224",
+        "--generators",
+        &generators,
+        "--jpeg",
+        "100,50",
+        "--blur",
+        "0,2",
+        "--out",
+        s(dir),
+        "--quiet",
+    ]));
 }
 
 #[test]
@@ -82,7 +76,7 @@ fn report_renders_in_chromium_with_everything_inline() {
     let shared = require_shared!();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("results");
-    let has_robustness = make_results(&shared, &dir);
+    make_results(&shared, &dir);
 
     let page = dir.join("report.html");
     let run = cnnspot(&["report", s(&dir), "-o", s(&page)]);
@@ -115,7 +109,8 @@ fn report_renders_in_chromium_with_everything_inline() {
         })
         .sum();
     // PR curves, spectra grid, and the JPEG and blur plots.
-    let expected_figures = if has_robustness { 4 } else { 2 };
+    // PR curves, spectra grid, JPEG and blur sweeps.
+    let expected_figures = 4;
 
     let browser = Browser::launch(&binary, "about:blank");
     let mut cdp = browser.page("about:blank");
@@ -202,17 +197,15 @@ fn report_renders_in_chromium_with_everything_inline() {
     assert_eq!(facts["placeholders"], 0);
     assert_eq!(facts["figures"], expected_figures, "{facts}");
     assert_eq!(facts["images"], expected_thumbs + expected_figures);
-    if has_robustness {
-        assert_eq!(
-            facts["sweeps"],
-            json!([
-                { "perturbation": "jpeg", "rows": 3, "columns": 4 },
-                { "perturbation": "blur", "rows": 3, "columns": 3 },
-            ]),
-            "{facts}"
-        );
-        assert_eq!(facts["missing"], json!([]), "{facts}");
-    }
+    assert_eq!(
+        facts["sweeps"],
+        json!([
+            { "perturbation": "jpeg", "rows": 3, "columns": 4 },
+            { "perturbation": "blur", "rows": 3, "columns": 3 },
+        ]),
+        "{facts}"
+    );
+    assert_eq!(facts["missing"], json!([]), "{facts}");
 
     // The whole page as a picture: its full size and not blank.
     let png = cdp.screenshot_full_page().unwrap();
