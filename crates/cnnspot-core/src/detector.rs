@@ -10,7 +10,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use cnnspot_image::{ImageError, PreprocessOptions, Preprocessed};
 
 use crate::error::{Error, Result};
-use crate::infer::FastResNet;
+use crate::infer::{FastResNet, Tiling};
 use crate::model::{Arch, ResNet};
 use crate::weights;
 
@@ -235,21 +235,27 @@ impl Detector {
     /// budget, if it cannot: over the budget on the burn engine, or so far
     /// under it that not even one tile fits on the fast engine.
     pub fn check_size(&self, height: usize, width: usize) -> Result<()> {
+        self.tiling_for(height, width).map(|_| ())
+    }
+
+    /// `None` for an image within the budget (one forward pass), the tiles
+    /// of one over it on the fast engine, or the [`Error::TooLarge`] of
+    /// [`Detector::check_size`].
+    fn tiling_for(&self, height: usize, width: usize) -> Result<Option<Tiling>> {
         let pixels = height as u64 * width as u64;
-        let fits = pixels <= self.max_infer_pixels
-            || match &self.route {
-                Route::Fast(net) => net.tiling(height, width, self.max_infer_pixels).is_some(),
-                Route::Burn { .. } => false,
-            };
-        if !fits {
-            return Err(Error::TooLarge {
-                width,
-                height,
-                pixels,
-                budget: self.max_infer_pixels,
-            });
+        if pixels <= self.max_infer_pixels {
+            return Ok(None);
         }
-        Ok(())
+        let tiling = match &self.route {
+            Route::Fast(net) => net.tiling(height, width, self.max_infer_pixels),
+            Route::Burn { .. } => None,
+        };
+        tiling.map(Some).ok_or(Error::TooLarge {
+            width,
+            height,
+            pixels,
+            budget: self.max_infer_pixels,
+        })
     }
 
     /// Logits for an NCHW batch given as a flat `[n, 3, h, w]` array.
@@ -263,20 +269,15 @@ impl Detector {
         if n == 0 {
             return Ok(Vec::new());
         }
-        self.check_size(h, w)?;
+        let tiling = self.tiling_for(h, w)?;
         match &self.route {
-            Route::Fast(net) if (h * w) as u64 > self.max_infer_pixels => {
-                let budget = self.max_infer_pixels;
-                let mut logits = Vec::with_capacity(n);
-                for image in data.chunks(3 * h * w) {
-                    let all = net.forward_tiled(image, h, w, budget).ok_or_else(|| {
-                        Error::Inference(format!("no tiling of {w}x{h} fits {budget} pixels"))
-                    })?;
-                    logits.push(all[0]);
-                }
-                Ok(logits)
-            }
-            Route::Fast(net) => Ok(net.logits_nchw(&data, n, h, w)),
+            Route::Fast(net) => Ok(match tiling {
+                Some(t) => data
+                    .chunks(3 * h * w)
+                    .map(|image| net.forward_tiled(image, h, w, t)[0])
+                    .collect(),
+                None => net.logits_nchw(&data, n, h, w),
+            }),
             Route::Burn { net, device } => {
                 let x: Tensor<4> = Tensor::from_data(TensorData::new(data, [n, 3, h, w]), device);
                 let values = net
@@ -403,15 +404,11 @@ impl Detector {
             for (i, r) in rx {
                 match r {
                     Err(e) => emit(i, Err(e)),
-                    Ok(p)
-                        if self
-                            .check_size(p.height as usize, p.width as usize)
-                            .is_err() =>
-                    {
-                        let err = self.check_size(p.height as usize, p.width as usize);
-                        emit(i, err.map(|()| to_score(f32::NAN, &p)));
-                    }
                     Ok(p) => {
+                        if let Err(e) = self.check_size(p.height as usize, p.width as usize) {
+                            emit(i, Err(e));
+                            continue;
+                        }
                         let key = (p.width, p.height);
                         let pixels = p.width as u64 * p.height as u64;
                         let group = groups.entry(key).or_default();

@@ -283,7 +283,8 @@ pub fn sweep(
         max_pixels: opts.max_pixels,
         perturbation: None,
     };
-    let root = RunMeta::new(&dataset.root, settings.clone(), checkpoint.clone()).root;
+    // Each point's scores are described as this, with its perturbation.
+    let base = RunMeta::new(&dataset.root, settings.clone(), checkpoint.clone());
     let order: Vec<String> = dataset.generators.iter().map(|g| g.name.clone()).collect();
     let distinct = plan.distinct();
     let mut reports: Vec<(Perturbation, Report)> = Vec::with_capacity(distinct.len());
@@ -291,14 +292,8 @@ pub fn sweep(
         progress.point(&perturbation, index, distinct.len());
         let mut store = match out {
             Some(dir) => {
-                let meta = RunMeta::new(
-                    &dataset.root,
-                    Settings {
-                        perturbation: perturbation.describe(plan.encoder),
-                        ..settings.clone()
-                    },
-                    checkpoint.clone(),
-                );
+                let mut meta = base.clone();
+                meta.settings.perturbation = perturbation.describe(plan.encoder);
                 Some(ScoreStore::open(
                     &dir.join(perturbation.scores_dir()),
                     &meta,
@@ -357,7 +352,7 @@ pub fn sweep(
         .collect();
     Ok(RobustnessDoc {
         tool: crate::tool_version(),
-        root,
+        root: base.root,
         settings,
         checkpoint,
         jpeg_encoder: plan.encoder.name().into(),

@@ -151,7 +151,7 @@ pub fn run(args: RobustnessArgs) -> Result<ExitCode> {
         quiet: args.quiet,
         images: dataset.len(),
         bars: Bars::bars_only(args.quiet, dataset.generators.len()),
-        started: Instant::now(),
+        started,
     };
     let doc = sweep(
         &dataset,

@@ -387,22 +387,15 @@ impl FastResNet {
         }
     }
 
-    /// The logits of one `[3, h, w]` image computed in overlapping tiles
-    /// of at most `max_pixels` each, so that memory stays bounded however
-    /// large the image. Each tile reaches `halo` pixels (a whole number of
+    /// The logits of one `[3, h, w]` image computed in the overlapping
+    /// tiles of `t` (from [`FastResNet::tiling`]), so that memory stays
+    /// bounded however large the image. Each tile reaches `halo` pixels (a whole number of
     /// output positions, at least the receptive radius) past the part it
     /// contributes, so every kept position of the last stage saw exactly
     /// the pixels it sees in the whole image, including the true image
     /// borders; their average is the whole image's global average pool,
-    /// up to the order of the additions. `None` when no tiling fits.
-    pub fn forward_tiled(
-        &self,
-        image: &[f32],
-        h: usize,
-        w: usize,
-        max_pixels: u64,
-    ) -> Option<Vec<f32>> {
-        let t = self.tiling(h, w, max_pixels)?;
+    /// up to the order of the additions.
+    pub fn forward_tiled(&self, image: &[f32], h: usize, w: usize, t: Tiling) -> Vec<f32> {
         let mut sum: Vec<f64> = Vec::new();
         let mut kept = 0usize;
         self.tiled_features(image, h, w, t, |_, _, px| {
@@ -415,7 +408,7 @@ impl FastResNet {
         let stride = self.output_stride();
         debug_assert_eq!(kept, h.div_ceil(stride) * w.div_ceil(stride));
         let pooled: Vec<f32> = sum.iter().map(|a| (a / kept as f64) as f32).collect();
-        Some(self.head(&pooled))
+        self.head(&pooled)
     }
 
     /// The first logit of each image (the detector's output).
@@ -612,7 +605,7 @@ mod tests {
                 let t = net.tiling(h, w, budget).expect("a tiling fits");
                 let tiles = h.div_ceil(t.core_h) * w.div_ceil(t.core_w);
                 assert!(tiles > 1, "{arch:?} {h}x{w}: one tile, nothing tested");
-                let tiled = net.forward_tiled(&x, h, w, budget).unwrap();
+                let tiled = net.forward_tiled(&x, h, w, t);
                 assert_close(
                     &tiled,
                     &whole,
