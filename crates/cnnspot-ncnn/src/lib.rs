@@ -1,0 +1,2 @@
+//! A small interpreter for ncnn `.param` / `.bin` graphs (work in progress).
+#![warn(missing_docs)]

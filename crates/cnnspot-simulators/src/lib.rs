@@ -1,0 +1,2 @@
+//! Generator simulators cnnspot trains itself (work in progress).
+#![warn(missing_docs)]
