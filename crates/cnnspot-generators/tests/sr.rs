@@ -154,3 +154,65 @@ fn real_waifu2x_photo_x2_when_cached() {
         "network {m_fake}, bicubic {m_bic}"
     );
 }
+
+#[test]
+fn every_cached_entry_when_cached() {
+    let Some(cache) = std::env::var_os("CNNSPOT_CACHE_DIR").map(std::path::PathBuf::from) else {
+        eprintln!("skipped: CNNSPOT_CACHE_DIR is not set");
+        return;
+    };
+    if !cfg!(feature = "ncnn") {
+        eprintln!("skipped: built without the ncnn feature");
+        return;
+    }
+    // Smooth shapes, as in photos (a sawtooth pattern would test hallucination).
+    let real = RgbImage::from_fn(64, 64, |x, y| {
+        let (fx, fy) = (x as f32 - 30.0, y as f32 - 26.0);
+        let disk = fx * fx + fy * fy < 300.0;
+        let base = [(x * 3) as u8, (y * 3) as u8, 120];
+        if disk {
+            Rgb([220, 180u8.saturating_sub((x / 2) as u8), 40])
+        } else {
+            Rgb(base)
+        }
+    });
+    let dump = std::env::var_os("SR_DUMP").map(std::path::PathBuf::from);
+    if let Some(d) = &dump {
+        real.save(d.join("real.png")).unwrap();
+    }
+    let mad = |a: &RgbImage| {
+        a.as_raw()
+            .iter()
+            .zip(real.as_raw())
+            .map(|(x, y)| f64::from((i16::from(*x) - i16::from(*y)).unsigned_abs()))
+            .sum::<f64>()
+            / a.as_raw().len() as f64
+    };
+    for e in cnnspot_generators::catalogue::CATALOGUE {
+        if !cnnspot_generators::fetch::is_cached(e, &cache) {
+            eprintln!("{}: not cached, skipped", e.name);
+            continue;
+        }
+        let g = NcnnSuperResolution::load(e, &cache).unwrap();
+        let t = std::time::Instant::now();
+        let fake = g.make(&real, 0).unwrap_or_else(|err| panic!("{err}"));
+        if let Some(d) = &dump {
+            fake.save(d.join(format!("{}.png", e.name))).unwrap();
+        }
+        let low = cnnspot_augment::resize(
+            &real,
+            64 / e.scale,
+            64 / e.scale,
+            cnnspot_augment::Interp::Bicubic,
+        );
+        let bicubic = cnnspot_augment::resize(&low, 64, 64, cnnspot_augment::Interp::Bicubic);
+        let (m, b) = (mad(&fake), mad(&bicubic));
+        eprintln!(
+            "{:28} {:?}  mad {m:6.2}  bicubic {b:6.2}",
+            e.name,
+            t.elapsed()
+        );
+        assert_eq!(fake.dimensions(), (64, 64));
+        assert!(m < 3.0 * b + 10.0, "{}: {m} vs bicubic {b}", e.name);
+    }
+}
