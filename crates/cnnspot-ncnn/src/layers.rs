@@ -238,11 +238,10 @@ impl Layer {
                         "num_output {cout} is not divisible by group {groups}"
                     )));
                 }
-                let per = maxk * (cout / groups);
+                let per = maxk * cout;
                 if wsize % per != 0 {
                     return Err(bad(format!(
-                        "weight_data_size {wsize} is not a multiple of kernel {kw}x{kh} x num_output/group {}",
-                        cout / groups
+                        "weight_data_size {wsize} is not a multiple of kernel {kw}x{kh} x num_output {cout}"
                     )));
                 }
                 let cin = wsize / per * groups;
