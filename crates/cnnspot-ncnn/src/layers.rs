@@ -233,13 +233,13 @@ impl Layer {
                 }
                 let act = activation(pd).map_err(bad)?;
                 let maxk = kw * kh;
-                if cout % groups != 0 {
+                if !cout.is_multiple_of(groups) {
                     return Err(bad(format!(
                         "num_output {cout} is not divisible by group {groups}"
                     )));
                 }
                 let per = maxk * cout;
-                if wsize % per != 0 {
+                if !wsize.is_multiple_of(per) {
                     return Err(bad(format!(
                         "weight_data_size {wsize} is not a multiple of kernel {kw}x{kh} x num_output {cout}"
                     )));
@@ -292,7 +292,7 @@ impl Layer {
                 }
                 let act = activation(pd).map_err(bad)?;
                 let maxk = kw * kh;
-                if wsize % (maxk * cout) != 0 {
+                if !wsize.is_multiple_of(maxk * cout) {
                     return Err(bad(format!(
                         "weight_data_size {wsize} is not a multiple of kernel {kw}x{kh} x num_output {cout}"
                     )));
@@ -482,7 +482,7 @@ impl Layer {
                 if pd.int(8, 0).map_err(bad)? != 0 {
                     return Err(bad("int8 InnerProduct is not supported".into()));
                 }
-                if wsize % cout != 0 {
+                if !wsize.is_multiple_of(cout) {
                     return Err(bad(format!(
                         "weight_data_size {wsize} is not a multiple of num_output {cout}"
                     )));
@@ -850,7 +850,7 @@ impl Layer {
                 let x = &args[0];
                 self.need3(x)?;
                 let r = *r;
-                if x.c % (r * r) != 0 {
+                if !x.c.is_multiple_of(r * r) {
                     return Err(self.err(format!("{} channels are not divisible by {r}x{r}", x.c)));
                 }
                 let oc = x.c / (r * r);

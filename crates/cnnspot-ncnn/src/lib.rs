@@ -327,6 +327,19 @@ impl Net {
                 )));
             }
             m.check()?;
+            if m.c == 0 || m.h == 0 || m.w == 0 {
+                return Err(NcnnError::Blob(format!(
+                    "input `{name}` is empty ({}x{}x{})",
+                    m.c, m.h, m.w
+                )));
+            }
+            if m.data.len() > self.max_elements {
+                return Err(NcnnError::TooLarge {
+                    layer: format!("input `{name}`"),
+                    elements: m.data.len(),
+                    limit: self.max_elements,
+                });
+            }
             blobs[b] = Some(Arc::new(Tensor::new3(m.c, m.h, m.w, m.data.clone())));
         }
         // Which layers are needed.

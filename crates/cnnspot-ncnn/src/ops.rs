@@ -111,6 +111,7 @@ impl Activation {
 
 /// `dst[m x n] = a[m x k] * b[k x n]` (overwrites dst). `a` rows are
 /// `a_rs` apart, `b` rows `b_rs` apart, `dst` rows `n` apart; all rows dense.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul(
     dst: &mut [f32],
     m: usize,

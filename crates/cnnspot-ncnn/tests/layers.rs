@@ -1,5 +1,6 @@
 //! Tiny hand-written graphs: each layer against a straightforward reference,
 //! and malformed inputs against the error they must produce.
+#![allow(clippy::needless_range_loop)] // index loops mirror the formulas
 
 use cnnspot_ncnn::{Mat, NcnnError, Net};
 
@@ -465,6 +466,9 @@ fn names_partial_forward_and_run_errors() {
     assert!(err.to_string().contains("no blob named `nope`"), "{err}");
     let err = n.forward(&[("a", &x)], "x").expect_err("not input");
     assert!(err.to_string().contains("not an Input"), "{err}");
+    let empty = Mat::new(1, 0, 2, vec![]).expect("empty mat");
+    let err = n.forward(&[("data", &empty)], "x").expect_err("empty");
+    assert!(err.to_string().contains("is empty"), "{err}");
     let err = Mat::new(1, 2, 2, vec![0.0; 3]).expect_err("shape");
     assert!(matches!(err, NcnnError::MatShape { .. }));
 }
