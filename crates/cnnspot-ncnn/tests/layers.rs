@@ -623,3 +623,61 @@ fn forward_errors_and_memory_limit() {
         .to_string();
     assert!(e.contains("smaller than the kernel"), "{e}");
 }
+
+/// Every single-token corruption of a small graph, and every truncation of
+/// its weights, gives an error or a result, never a panic.
+#[test]
+fn corruptions_never_panic() {
+    let w1 = seq(2 * 3 * 9, 0.1, -0.3);
+    let w2 = seq(2 * 2 * 4, 0.1, -0.3);
+    let param = format!(
+        "7767517\n9 12\nInput in 0 1 data\nConvolution c1 1 1 data a 0=2 1=3 4=1 5=1 6={} 9=2 -23310=1,0.1\nSplit sp 1 3 a b c d\nPooling gap 1 1 b g 0=1 4=1\nBinaryOp mul 2 1 c g m 0=2\nDeconvolution dc 1 1 m e 0=2 1=2 3=2 5=0 6={}\nInterp up 1 1 d f 0=3 1=2.0 2=2.0\nCrop cr 2 1 f e h 0=0 1=0\nEltwise add 2 1 e h out 0=1\n",
+        w1.len(),
+        w2.len()
+    );
+    let bin = Bin::default().tagged(&w1).raw(&[0.1, 0.2]).fp16(&w2).0;
+    let x = mat(3, 6, 5);
+    let good = Net::from_bytes(&param, &bin).expect("good graph");
+    let y = good.run(&x).expect("good run");
+    assert_eq!((y.c, y.h, y.w), (2, 12, 10));
+
+    let tokens: Vec<&str> = param.split_whitespace().collect();
+    let replacements = [
+        "0",
+        "-1",
+        "-233",
+        "2147483647",
+        "3.5",
+        "x",
+        "1,2",
+        "-23310=5,1",
+    ];
+    for i in 0..tokens.len() {
+        for r in replacements {
+            let mut t = tokens.clone();
+            t[i] = r;
+            // Keep the line structure: rebuild from the original lines.
+            let mut k = 0;
+            let text: String = param
+                .lines()
+                .map(|l| {
+                    let n = l.split_whitespace().count();
+                    let s = t[k..k + n].join(" ");
+                    k += n;
+                    s + "\n"
+                })
+                .collect();
+            if let Ok(net) = Net::from_bytes(&text, &bin) {
+                let net = net.with_max_elements(1 << 22);
+                let _ = net.run(&x);
+                let _ = net.run(&mat(3, 1, 1));
+            }
+        }
+    }
+    for n in 0..bin.len() {
+        assert!(
+            Net::from_bytes(&param, &bin[..n]).is_err(),
+            "truncated at {n}"
+        );
+    }
+}
