@@ -98,22 +98,24 @@ pub enum Quirk {
 
 /// The PCA code of SRMD's degradation kernel, one constant input plane
 /// each, as in nihui/srmd-ncnn-vulkan `src/srmd_preproc.comp`.
+// The upstream values digit for digit (more digits than an f32 holds).
+#[allow(clippy::excessive_precision)]
 pub const SRMD_KERNEL_PLANES: [f32; 15] = [
-    -1.123_609_6e-8,
-    -1.368_991_6e-8,
-    1.856_379_6e-2,
-    2.860_668_9e-8,
-    3.352_929_6e-2,
-    8.372_729_4e-8,
-    -2.544_240_1e-7,
-    -3.162_349_8e-2,
-    -1.351_692_5e-2,
-    -1.104_660_9e-8,
-    3.847_537_9e-2,
-    3.794_657_4e-8,
-    -2.449_167_5e-1,
-    -8.022_134_9e-1,
-    -5.405_497_6e-1,
+    -1.12360956e-08,
+    -1.36899159e-08,
+    1.85637958e-02,
+    2.86066886e-08,
+    3.35292965e-02,
+    8.37272935e-08,
+    -2.54424009e-07,
+    -3.16234976e-02,
+    -1.35169253e-02,
+    -1.10466090e-08,
+    3.84753793e-02,
+    3.79465739e-08,
+    -2.44916752e-01,
+    -8.02213490e-01,
+    -5.40549755e-01,
 ];
 
 /// The noise level given to SRMD's noise-aware models: srmd-ncnn-vulkan's

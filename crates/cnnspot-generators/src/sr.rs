@@ -132,16 +132,16 @@ fn load_ncnn(
     impl SrNetwork for Ncnn {
         fn run(&self, input: &Tensor) -> Result<Tensor, String> {
             let mat = cnnspot_ncnn::Mat {
-                c: input.c as _,
-                h: input.h as _,
-                w: input.w as _,
+                c: input.c,
+                h: input.h,
+                w: input.w,
                 data: input.data.clone(),
             };
             let out = self.0.run(&mat).map_err(|e| e.to_string())?;
             Ok(Tensor {
-                c: out.c as usize,
-                h: out.h as usize,
-                w: out.w as usize,
+                c: out.c,
+                h: out.h,
+                w: out.w,
                 data: out.data,
             })
         }
@@ -286,7 +286,7 @@ pub fn postprocess(
     let (top, left, _, _) = padding(entry, low.height() as usize, low.width() as usize);
     let offset = |in_n: usize, out_n: usize, pad: usize| -> Result<usize, String> {
         let full = in_n * s;
-        if out_n > full || (full - out_n) % 2 != 0 {
+        if out_n > full || !(full - out_n).is_multiple_of(2) {
             return Err(format!(
                 "the network gave a {out_n}-pixel side for a {in_n}-pixel input at x{s}"
             ));

@@ -40,7 +40,7 @@ use image::{ImageEncoder, RgbImage};
 use rayon::prelude::*;
 
 use crate::rng::{combine, hash_str, SplitMix64};
-use crate::{Generator, Kind};
+use crate::Generator;
 
 /// File extensions read as photos (case-insensitive).
 pub const PHOTO_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff"];
@@ -496,7 +496,7 @@ pub struct ManifestRow {
     pub crop_w: u32,
     /// Crop box height.
     pub crop_h: u32,
-    /// Generator kind ([`Kind::name`]).
+    /// Generator kind ([`crate::Kind::name`]).
     pub kind: String,
     /// Upscaling factor, empty for other kinds.
     pub scale: Option<u32>,
@@ -692,7 +692,7 @@ fn make_pair(
             crop_y: draw.crop.1,
             crop_w: draw.crop.2,
             crop_h: draw.crop.3,
-            kind: kind_name(kind).to_string(),
+            kind: kind.name().to_string(),
             scale: generator.scale(),
             seed: draw.seed,
         })
@@ -751,10 +751,6 @@ fn make_pair(
         seconds,
         rows,
     }
-}
-
-fn kind_name(kind: Kind) -> &'static str {
-    kind.name()
 }
 
 /// The crop of a pair: the photo resized (Pillow Lanczos) and cropped.
