@@ -216,3 +216,50 @@ fn every_cached_entry_when_cached() {
         assert!(m < 3.0 * b + 10.0, "{}: {m} vs bicubic {b}", e.name);
     }
 }
+
+#[test]
+fn synth_with_real_networks_when_cached() {
+    use cnnspot_generators::synth::{parse_splits, read_manifest, run, SynthPlan, MANIFEST};
+    let Some(cache) = std::env::var_os("CNNSPOT_CACHE_DIR").map(std::path::PathBuf::from) else {
+        eprintln!("skipped: CNNSPOT_CACHE_DIR is not set");
+        return;
+    };
+    let mut gens: Vec<Box<dyn Generator>> = Vec::new();
+    for name in ["waifu2x-photo-x2", "srmdnf-x4"] {
+        let e = find(name).unwrap();
+        match NcnnSuperResolution::load(e, &cache) {
+            Ok(g) => gens.push(Box::new(g)),
+            Err(err) => {
+                eprintln!("skipped: {err}");
+                return;
+            }
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let reals = tmp.path().join("reals");
+    std::fs::create_dir_all(&reals).unwrap();
+    for i in 0..4u32 {
+        let img = RgbImage::from_fn(200 + 10 * i, 150, |x, y| {
+            Rgb([(x + 20 * i) as u8, y as u8, ((x * y) / 97 % 256) as u8])
+        });
+        img.save_with_format(reals.join(format!("p{i}.jpg")), image::ImageFormat::Jpeg)
+            .unwrap();
+    }
+    let mut plan = SynthPlan::new(reals, tmp.path().join("out"), gens);
+    plan.per_generator = 4;
+    plan.size = 64;
+    plan.splits = parse_splits("train=0.5,val=0.5").unwrap();
+    let summary = run(&plan, &|_| {}).unwrap();
+    for g in &summary.generators {
+        eprintln!(
+            "{}: {} written, {:?} s/fake",
+            g.name,
+            g.written,
+            g.seconds_per_fake()
+        );
+        assert_eq!((g.written, g.failed), (4, 0));
+    }
+    let rows = read_manifest(&plan.out_root.join(MANIFEST)).unwrap();
+    assert_eq!(rows.len(), 16);
+    assert!(rows.iter().any(|r| r.scale == Some(4)));
+}
