@@ -379,8 +379,8 @@ fn to_planes(photos: &[RgbImage], crop: usize) -> Vec<(usize, usize, Vec<f32>)> 
             let (w, h) = (img.width() as usize, img.height() as usize);
             let mut planes = vec![0f32; 3 * w * h];
             for (x, y, px) in img.enumerate_pixels() {
-                for c in 0..3 {
-                    planes[c * w * h + y as usize * w + x as usize] = px[c] as f32 / 127.5 - 1.0;
+                for (c, &v) in px.0.iter().enumerate() {
+                    planes[c * w * h + y as usize * w + x as usize] = v as f32 / 127.5 - 1.0;
                 }
             }
             (w, h, planes)
@@ -547,8 +547,8 @@ impl Simulator {
             .collect();
         let mut data = vec![0f32; 3 * w * h];
         for (x, y, px) in real.enumerate_pixels() {
-            for c in 0..3 {
-                data[c * w * h + y as usize * w + x as usize] = px[c] as f32 / 127.5 - 1.0;
+            for (c, &v) in px.0.iter().enumerate() {
+                data[c * w * h + y as usize * w + x as usize] = v as f32 / 127.5 - 1.0;
             }
         }
         let m = self.arch.multiple;

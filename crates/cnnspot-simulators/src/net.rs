@@ -26,7 +26,7 @@ pub(crate) enum UpKind {
 }
 
 /// One step of a network.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) enum Op {
     /// Reflection padding on all four sides.
     ReflectPad(usize),
@@ -187,11 +187,11 @@ pub(crate) fn forward(
                 Some(skip) => x + skip,
                 None => x,
             },
-            Op::Up(mode) => {
+            Op::Up(ref mode) => {
                 let [_, _, h, w] = x.dims();
                 interpolate(
                     x,
-                    InterpolateOptions::new(mode)
+                    InterpolateOptions::new(mode.clone())
                         .with_align_corners(false)
                         .with_output_size([2 * h, 2 * w]),
                 )
@@ -300,7 +300,7 @@ pub(crate) fn upsampler(
     let act = if leaky { Op::Leaky } else { Op::Relu };
     let c = channels;
     let mut ops = Vec::new();
-    let mut post = |ops: &mut Vec<Op>| {
+    let post = |ops: &mut Vec<Op>| {
         if norm {
             ops.push(Op::Norm);
         }

@@ -168,12 +168,12 @@ fn residual_spectrum(images: &[RgbImage], n: usize) -> Vec<f64> {
         }
         let mut col = vec![Complex::new(0.0, 0.0); n];
         for x in 0..n {
-            for y in 0..n {
-                col[y] = buf[y * n + x];
+            for (y, v) in col.iter_mut().enumerate() {
+                *v = buf[y * n + x];
             }
             fft.process(&mut col);
-            for y in 0..n {
-                buf[y * n + x] = col[y];
+            for (y, v) in col.iter().enumerate() {
+                buf[y * n + x] = *v;
             }
         }
         for (a, b) in acc.iter_mut().zip(&buf) {
