@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The newcomer's first run: install, build, fetch the official weights, and
-# score the sample images bundled in samples/.
+# The newcomer's first run: install what the build needs, build cnnspot, and
+# score the sample images bundled in samples/ with the built-in model
+# (compiled into the binary: no download, works offline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,5 +9,5 @@ bash scripts/setup.sh
 cargo build --release --locked -p cnnspot
 bin=target/release/cnnspot
 
-"$bin" weights fetch
+"$bin" weights list
 "$bin" detect samples/

@@ -81,6 +81,8 @@ pub struct ModelInfo {
     pub arch: String,
     /// Learnable parameters.
     pub parameters: u64,
+    /// SHA-256 of the weight file's bytes: its identity.
+    pub sha256: String,
 }
 
 /// The score of one image.
@@ -88,7 +90,8 @@ pub struct ModelInfo {
 pub struct Score {
     /// Raw output of the network.
     pub logit: f32,
-    /// `sigmoid(logit)`: the (uncalibrated) probability that the image is synthetic.
+    /// `sigmoid(logit / temperature)`: the probability that the image is
+    /// synthetic (calibrated for the built-in model; temperature 1 otherwise).
     pub probability: f32,
     /// Width of the image as decoded (before any crop).
     pub width: u32,
@@ -111,6 +114,10 @@ pub fn sigmoid(x: f32) -> f32 {
 pub struct Detector {
     route: Route,
     arch: Arch,
+    /// Logits are divided by this before the sigmoid (1 unless calibrated).
+    temperature: f32,
+    /// The probability above which an image is called synthetic by default.
+    threshold: f32,
     info: ModelInfo,
     max_infer_pixels: u64,
 }
@@ -136,8 +143,36 @@ impl Detector {
         Self::load_route(path, Some(device))
     }
 
+    /// cnnspot's own model, compiled into the library (see
+    /// [`crate::builtin`]), with its calibrated temperature.
+    pub fn builtin(engine: Engine) -> Result<Detector> {
+        let path = Path::new(crate::builtin::NAME);
+        let ckpt = cnnspot_weights::load_bytes(crate::builtin::WEIGHTS)?;
+        let device = default_device();
+        let burn_device = (engine == Engine::Burn).then_some(&device);
+        let sha256 = cnnspot_fetch::sha256_bytes(crate::builtin::WEIGHTS);
+        let mut detector = Self::from_checkpoint(ckpt, path, sha256, burn_device)?;
+        let calibration = crate::builtin::calibration()?;
+        detector.temperature = calibration.temperature;
+        detector.threshold = calibration.threshold;
+        Ok(detector)
+    }
+
     fn load_route(path: &Path, burn_device: Option<&Device>) -> Result<Detector> {
         let ckpt = weights::read(path)?;
+        let sha256 = cnnspot_fetch::sha256_file(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_checkpoint(ckpt, path, sha256, burn_device)
+    }
+
+    fn from_checkpoint(
+        ckpt: cnnspot_weights::Checkpoint,
+        path: &Path,
+        sha256: String,
+        burn_device: Option<&Device>,
+    ) -> Result<Detector> {
         let state = weights::state_dict(&ckpt);
         let format = ckpt.format.to_string();
         // The raw tensors are a second copy of every weight: free them
@@ -169,17 +204,48 @@ impl Detector {
             .filter(|(n, _)| n.ends_with(".weight") || n.ends_with(".bias"))
             .map(|(_, (_, v))| v.len() as u64)
             .sum();
+        if let Some((name, _)) = state
+            .iter()
+            .find(|(_, (_, values))| values.iter().any(|v| !v.is_finite()))
+        {
+            return Err(Error::Model {
+                path: path.to_path_buf(),
+                source: crate::error::ModelError::NonFinite(name.clone()),
+            });
+        }
         Ok(Detector {
             route,
             arch,
+            temperature: 1.0,
+            threshold: 0.5,
             max_infer_pixels: DEFAULT_MAX_INFER_PIXELS,
             info: ModelInfo {
                 path: path.to_path_buf(),
                 format,
                 arch: arch.name().to_string(),
                 parameters,
+                sha256,
             },
         })
+    }
+
+    /// The temperature logits are divided by before the sigmoid (1 for a
+    /// checkpoint without calibration).
+    pub fn temperature(&self) -> f32 {
+        self.temperature
+    }
+
+    /// The default decision threshold on [`Score::probability`]: the
+    /// calibrated one for the built-in model, 0.5 otherwise.
+    pub fn threshold(&self) -> f32 {
+        self.threshold
+    }
+
+    /// Sets the temperature (must be positive and finite; otherwise ignored).
+    pub fn set_temperature(&mut self, t: f32) {
+        if t.is_finite() && t > 0.0 {
+            self.temperature = t;
+        }
     }
 
     /// The architecture of the loaded network.
@@ -317,7 +383,7 @@ impl Detector {
     /// Scores one preprocessed image.
     pub fn score(&self, image: &Preprocessed) -> Result<Score> {
         let logit = self.logits(&[image])?[0];
-        Ok(to_score(logit, image))
+        Ok(to_score(logit, self.temperature, image))
     }
 
     /// Reads, preprocesses and scores one file.
@@ -356,6 +422,7 @@ impl Detector {
         mut on_result: impl FnMut(usize, &Path, Result<Score>),
     ) {
         let next = AtomicUsize::new(0);
+        let temperature = self.temperature;
         let decoders = batching.decoders.max(1).min(paths.len().max(1));
         // Bounded: decoders run at most this far ahead of the model.
         let (tx, rx) = mpsc::sync_channel::<(usize, Result<Preprocessed>)>(
@@ -390,7 +457,12 @@ impl Detector {
                 match self.logits(&refs) {
                     Ok(logits) => {
                         for ((i, p), logit) in group.iter().zip(logits) {
-                            emit(*i, Ok(to_score(logit, p)));
+                            // A NaN is never a verdict.
+                            if logit.is_finite() {
+                                emit(*i, Ok(to_score(logit, temperature, p)));
+                            } else {
+                                emit(*i, Err(Error::Inference(format!("the network gave a non-finite logit ({logit})"))));
+                            }
                         }
                     }
                     Err(e) => {
@@ -451,10 +523,10 @@ impl Default for Batching {
     }
 }
 
-fn to_score(logit: f32, p: &Preprocessed) -> Score {
+fn to_score(logit: f32, temperature: f32, p: &Preprocessed) -> Score {
     Score {
         logit,
-        probability: sigmoid(logit),
+        probability: sigmoid(logit / temperature),
         width: p.original_width,
         height: p.original_height,
     }

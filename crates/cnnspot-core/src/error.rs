@@ -8,8 +8,14 @@ use crate::model::Arch;
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     /// The keys match no torchvision ResNet.
-    #[error("the tensors do not form a torchvision ResNet-18/34/50/101/152 (no matching layer1..layer4 blocks)")]
+    #[error("the tensors do not form a torchvision ResNet-18/34/50/101/152 or an NPR detector (no matching layer1..layer4 blocks and fc/fc1 head)")]
     UnknownArch,
+    /// A weight is NaN or infinite: every score would be meaningless.
+    #[error("tensor {0} holds a NaN or infinite value")]
+    NonFinite(String),
+    /// The head has no outputs, so there is no logit to score with.
+    #[error("{0} has no outputs (its first dimension is 0)")]
+    EmptyHead(String),
     /// A tensor the network needs is absent.
     #[error("tensor {0} is missing")]
     MissingTensor(String),

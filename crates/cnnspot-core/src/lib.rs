@@ -13,10 +13,12 @@
 //! # Ok::<(), cnnspot_core::Error>(())
 //! ```
 
+pub mod builtin;
 pub mod detector;
 pub mod error;
 pub mod infer;
 pub mod model;
+pub mod netspec;
 pub mod train;
 pub mod weights;
 

@@ -45,7 +45,9 @@ pub fn read(path: &Path) -> Result<Checkpoint> {
 pub fn info(path: &Path) -> Result<WeightsInfo> {
     let ckpt = read(path)?;
     let arch = Arch::infer(ckpt.tensors.iter().map(|(n, _)| n.as_str()));
-    let num_outputs = ckpt.get("fc.weight").and_then(|t| t.shape.first().copied());
+    let num_outputs = arch
+        .and_then(|a| ckpt.get(&format!("{}.weight", a.head_name())))
+        .and_then(|t| t.shape.first().copied());
     let parameters = ckpt
         .tensors
         .iter()

@@ -9,7 +9,6 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::dataset::{Item, Label};
 use crate::error::{io_err, EvalError, Result};
@@ -123,12 +122,12 @@ pub struct CheckpointId {
 }
 
 impl CheckpointId {
-    /// Hashes the weight file the detector was loaded from.
+    /// The identity of the weights the detector was loaded from.
     pub fn of(detector: &cnnspot_core::Detector) -> Result<CheckpointId> {
         let info = detector.info();
         Ok(CheckpointId {
             path: info.path.clone(),
-            sha256: sha256_file(&info.path)?,
+            sha256: info.sha256.clone(),
             arch: info.arch.clone(),
             format: info.format.clone(),
             parameters: info.parameters,
@@ -136,17 +135,6 @@ impl CheckpointId {
     }
 }
 
-/// SHA-256 of a file, in lower-case hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = File::open(path).map_err(io_err(path, "cannot read"))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(io_err(path, "cannot read"))?;
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
 
 /// What `scores.meta.json` holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

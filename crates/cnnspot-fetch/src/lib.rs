@@ -170,6 +170,13 @@ pub fn recorded_sha256(path: &Path) -> Option<String> {
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
 }
 
+/// The SHA-256 of some bytes, as lowercase hex.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    let mut reader = bytes;
+    // Reading from a slice cannot fail.
+    hash_reader(&mut reader).unwrap_or_default()
+}
+
 /// The SHA-256 of a file's contents, as lowercase hex.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
     let mut file = File::open(path)?;

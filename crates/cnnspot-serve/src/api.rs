@@ -1,7 +1,5 @@
 //! The routes, the per-request limits and the JSON they answer with.
 
-use std::io::Read;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,7 +14,6 @@ use axum::Router;
 use cnnspot_core::image::preprocess_bytes;
 use cnnspot_core::{sigmoid, Detector, PreprocessOptions};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinSet;
 
@@ -38,26 +35,6 @@ pub(crate) struct ModelIdentity {
     parameters: u64,
     /// SHA-256 of the weight file, when it could be read.
     sha256: Option<String>,
-}
-
-fn sha256_file(path: &Path) -> Option<String> {
-    let mut file = std::fs::File::open(path).ok()?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).ok()?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Some(
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
 }
 
 /// The server's shared state.
@@ -83,11 +60,7 @@ impl App {
     ) -> Result<(Arc<App>, std::thread::JoinHandle<()>), ServeError> {
         let config = config.sanitized();
         let info = detector.info().clone();
-        let path = info.path.clone();
-        let sha256 = tokio::task::spawn_blocking(move || sha256_file(&path))
-            .await
-            .ok()
-            .flatten();
+        let sha256 = Some(info.sha256.clone());
         let model = ModelIdentity {
             name: info
                 .path

@@ -98,7 +98,7 @@ fn random_state(arch: Arch, seed: u64) -> StateDict {
     let mut state = StateDict::new();
     for (name, shape) in expected_parameters(arch, 1) {
         let n: usize = shape.iter().product();
-        let values: Vec<f32> = if name == "fc.weight" {
+        let values: Vec<f32> = if shape.len() == 2 {
             (0..n).map(|_| normal(0.02)).collect()
         } else if shape.len() == 4 {
             let fan_out = (shape[0] * shape[2] * shape[3]) as f64;
@@ -122,9 +122,10 @@ fn imagenet_state(path: &Path, seed: u64) -> Result<StateDict> {
         TrainError::Config(format!("{}: not a torchvision ResNet", path.display()))
     })?;
     let fresh = random_state(arch, seed);
-    for key in ["fc.weight", "fc.bias"] {
-        if let Some(v) = fresh.get(key) {
-            state.insert(key.to_string(), v.clone());
+    let head = arch.spec(1).head;
+    for key in [head.weight(), head.bias()] {
+        if let Some(v) = fresh.get(&key) {
+            state.insert(key, v.clone());
         }
     }
     Ok(state)

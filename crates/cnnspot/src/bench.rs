@@ -9,21 +9,15 @@ use anyhow::{bail, Context, Result};
 use cnnspot_core::{Batching, Detector, Engine, PreprocessOptions};
 use serde_json::{json, Map, Value};
 
-use crate::{inputs, weights_cmd, CacheArgs};
+use crate::inputs;
+use crate::model_args::ModelArgs;
 
 /// Batch size and square input side of each reference setting.
 const SETTINGS: [(usize, usize); 3] = [(1, 224), (16, 224), (1, 256)];
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Weight file [default: the cached blur_jpg_prob0.5 checkpoint]. Speed
-    /// does not depend on the values: the fixture checkpoint will do.
-    #[arg(long, short, value_name = "FILE")]
-    weights: Option<PathBuf>,
 
-    /// Which implementation runs the network.
-    #[arg(long, default_value = "fast", value_parser = parse_engine)]
-    engine: Engine,
 
     /// Timed runs at batch 1 (a third as many, at least 3, at batch 16),
     /// after 3 warm-up runs; the median is reported.
@@ -49,26 +43,18 @@ pub struct BenchArgs {
     batch_size: u32,
 
     #[command(flatten)]
-    cache: CacheArgs,
-}
-
-fn parse_engine(s: &str) -> Result<Engine, String> {
-    s.parse()
+    model: ModelArgs,
 }
 
 pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
     if let Some(n) = args.threads {
         cnnspot_core::infer::set_threads(n).context("cannot size the thread pool")?;
     }
-    let weights = match &args.weights {
-        Some(w) => w.clone(),
-        None => weights_cmd::default_weights(&args.cache)?,
-    };
-    let detector = Detector::load_with(&weights, args.engine)
-        .with_context(|| format!("cannot use the weights {}", weights.display()))?;
+    let detector = args.model.open()?;
+    let weights = detector.info().path.clone();
 
     let mut out = Map::new();
-    out.insert("engine".into(), json!(args.engine.name()));
+    out.insert("engine".into(), json!(args.model.engine.name()));
     if let Some(net) = detector.fast_network() {
         out.insert(
             "kernel".into(),

@@ -10,7 +10,8 @@ use cnnspot_core::{Batching, Detector, Engine, PreprocessOptions, DEFAULT_MAX_IN
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::output::{Format, RowWriter};
-use crate::{inputs, weights_cmd, CacheArgs};
+use crate::inputs;
+use crate::model_args::ModelArgs;
 
 #[derive(clap::Args, Debug)]
 pub struct DetectArgs {
@@ -19,10 +20,6 @@ pub struct DetectArgs {
     #[arg(required = true, value_name = "PATH")]
     inputs: Vec<String>,
 
-    /// Weight file (.pth or .safetensors) [default: the cached
-    /// blur_jpg_prob0.5 checkpoint, see `cnnspot weights fetch`]
-    #[arg(long, short, value_name = "FILE")]
-    weights: Option<PathBuf>,
 
     /// Center-crop to PX x PX pixels first, as in the paper's tables (224);
     /// by default the whole image is scored.
@@ -37,9 +34,10 @@ pub struct DetectArgs {
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
 
-    /// Probability above which an image is called synthetic.
-    #[arg(long, default_value_t = 0.5, value_parser = parse_threshold)]
-    threshold: f32,
+    /// Probability above which an image is called synthetic [default: the
+    /// model's: calibrated for the built-in model, 0.5 for others].
+    #[arg(long, value_parser = parse_threshold)]
+    threshold: Option<f32>,
 
     /// Images per forward pass (images of equal size are batched together).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -49,16 +47,7 @@ pub struct DetectArgs {
     #[arg(long, default_value_t = DEFAULT_MAX_PIXELS, value_name = "N")]
     max_pixels: u64,
 
-    /// Pixels per forward pass at most (memory grows by about 300 bytes
-    /// per pixel): larger images are scored in overlapping tiles with the
-    /// same result (the burn engine refuses them).
-    #[arg(long, default_value_t = DEFAULT_MAX_INFER_PIXELS, value_name = "N")]
-    max_infer_pixels: u64,
 
-    /// Network implementation: `fast` (folded BatchNorm, NHWC, AVX-512) or
-    /// `burn` (the reference model).
-    #[arg(long, default_value = "fast", value_parser = parse_engine)]
-    engine: Engine,
 
     /// Threads decoding images while the network runs.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
@@ -73,11 +62,7 @@ pub struct DetectArgs {
     quiet: bool,
 
     #[command(flatten)]
-    cache: CacheArgs,
-}
-
-fn parse_engine(s: &str) -> Result<Engine, String> {
-    s.parse()
+    model: ModelArgs,
 }
 
 pub(crate) fn parse_threshold(s: &str) -> Result<f32, String> {
@@ -94,13 +79,7 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
     if files.is_empty() {
         bail!("no image files found in {}", args.inputs.join(", "));
     }
-    let weights = match &args.weights {
-        Some(w) => w.clone(),
-        None => weights_cmd::default_weights(&args.cache)?,
-    };
-    let mut detector = Detector::load_with(&weights, args.engine)
-        .with_context(|| format!("cannot use the weights {}", weights.display()))?;
-    detector.set_max_infer_pixels(args.max_infer_pixels);
+    let detector = args.model.open()?;
     let opts = PreprocessOptions {
         crop: args.crop,
         max_pixels: args.max_pixels,
@@ -126,7 +105,11 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
     };
 
     let stdout = std::io::stdout().lock();
-    let mut writer = RowWriter::new(args.format, args.threshold, stdout);
+    let mut writer = RowWriter::new(
+        args.format,
+        args.threshold.unwrap_or(detector.threshold()),
+        stdout,
+    );
     writer.header()?;
     let mut failed = 0usize;
     let mut write_error = None;

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use cnnspot_core::image::DEFAULT_MAX_PIXELS;
 use cnnspot_core::{Batching, Detector, PreprocessOptions};
 use cnnspot_eval::dataset::Dataset;
-use cnnspot_eval::report::{generator_order, pr_curves, Counts, Report, ResultsDoc};
+use cnnspot_eval::report::{generator_order, pct, pr_curves, Counts, Report, ResultsDoc};
 use cnnspot_eval::run::{evaluate, Progress};
 use cnnspot_eval::scores::{
     read_meta, read_rows, to_json, write_atomic, CheckpointId, RunMeta, ScoreRow, ScoreStore,
@@ -20,7 +20,7 @@ use cnnspot_eval::scores::{
 use cnnspot_eval::{plot, tool_version};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::{weights_cmd, CacheArgs};
+use crate::model_args::ModelArgs;
 
 /// How the table is printed.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub enum EvalFormat {
     Json,
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct EvalArgs {
     /// Dataset root: ROOT/<generator>/[<class>/]{0_real,1_fake}/ (or one
     /// generator's folder holding 0_real and 1_fake).
@@ -50,10 +50,6 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE")]
     from_scores: Option<PathBuf>,
 
-    /// Weight file (.pth or .safetensors) [default: the cached
-    /// blur_jpg_prob0.5 checkpoint, see `cnnspot weights fetch`]
-    #[arg(long, short, value_name = "FILE", conflicts_with = "from_scores")]
-    weights: Option<PathBuf>,
 
     /// Center-crop to PX x PX first: 224 gives the paper's tables; by
     /// default the whole image is scored (the "no crop" table).
@@ -92,10 +88,25 @@ pub struct EvalArgs {
     quiet: bool,
 
     #[command(flatten)]
-    cache: CacheArgs,
+    model: ModelArgs,
 }
 
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
+    let models: Vec<String> = args
+        .model
+        .weights
+        .as_deref()
+        .map(|w| {
+            w.split(',')
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    if models.len() > 1 {
+        return compare(args, &models);
+    }
     let started = Instant::now();
     let (doc, rows) = match &args.from_scores {
         Some(file) => from_scores(&args, file)?,
@@ -127,12 +138,7 @@ fn score_dataset(args: &EvalArgs, started: Instant) -> Result<(ResultsDoc, Vec<S
     if !args.generators.is_empty() {
         dataset.select(&args.generators)?;
     }
-    let weights = match &args.weights {
-        Some(w) => w.clone(),
-        None => weights_cmd::default_weights(&args.cache)?,
-    };
-    let detector = Detector::load(&weights)
-        .with_context(|| format!("cannot use the weights {}", weights.display()))?;
+    let detector = args.model.open()?;
     let checkpoint = CheckpointId::of(&detector)?;
     let settings = Settings {
         crop: args.crop,
@@ -383,4 +389,75 @@ impl Progress for Bars {
             );
         }
     }
+}
+
+/// A folder name for a model in a comparison's output folder.
+fn model_folder(name: &str) -> String {
+    let base = Path::new(name)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.to_string());
+    base.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .collect()
+}
+
+/// `--weights a,b,c`: every model over the same dataset, each into its own
+/// results folder (`DIR/<model>/`), and one table with a column of AP and
+/// accuracy per model per generator (the paper's Fig. 4 comparison).
+fn compare(args: EvalArgs, models: &[String]) -> Result<ExitCode> {
+    if args.from_scores.is_some() {
+        bail!("--from-scores reads one run; compare models by scoring the dataset");
+    }
+    let mut docs = Vec::new();
+    for name in models {
+        let mut one = args.clone();
+        one.model.weights = Some(name.clone());
+        one.out = args.out.as_ref().map(|d| d.join(model_folder(name)));
+        if !args.quiet {
+            eprintln!("== {name}");
+        }
+        let (doc, rows) = score_dataset(&one, Instant::now())?;
+        if let Some(dir) = &one.out {
+            write_results(dir, &doc, &rows)?;
+        }
+        docs.push((name.clone(), doc));
+    }
+    let mut out = String::new();
+    let mut header = format!("{:<40}", "generator");
+    for (name, _) in &docs {
+        header.push_str(&format!(" | {:>22}", format!("{} AP / acc", model_folder(name))));
+    }
+    out.push_str(&header);
+    out.push('\n');
+    let generators: Vec<String> = docs[0].1.generators.iter().map(|g| g.name.clone()).collect();
+    for g in &generators {
+        let mut line = format!("{g:<40}");
+        for (_, doc) in &docs {
+            let m = doc.generators.iter().find(|r| &r.name == g).map(|r| &r.metrics);
+            line.push_str(&format!(
+                " | {:>22}",
+                format!(
+                    "{} / {}",
+                    pct(m.and_then(|m| m.ap)),
+                    pct(m.and_then(|m| m.acc))
+                )
+            ));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let mut line = format!("{:<40}", "mean");
+    for (_, doc) in &docs {
+        line.push_str(&format!(" | {:>22}", format!("{} / {}", pct(doc.mean.ap), pct(doc.mean.acc))));
+    }
+    out.push_str(&line);
+    out.push('\n');
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the folder {}", dir.display()))?;
+        write_atomic(&dir.join("comparison.txt"), out.as_bytes())?;
+    }
+    crate::output::print_stdout(&out, "the comparison")?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -17,7 +17,7 @@ use cnnspot_eval::run::Progress;
 use cnnspot_eval::scores::to_json;
 
 use crate::eval_cmd::Bars;
-use crate::{weights_cmd, CacheArgs};
+use crate::model_args::ModelArgs;
 
 /// What is printed on standard output.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,10 +36,6 @@ pub struct RobustnessArgs {
     #[arg(value_name = "ROOT")]
     root: PathBuf,
 
-    /// Weight file (.pth or .safetensors) [default: the cached
-    /// blur_jpg_prob0.5 checkpoint, see `cnnspot weights fetch`]
-    #[arg(long, short, value_name = "FILE")]
-    weights: Option<PathBuf>,
 
     /// JPEG qualities to compress the test images at (comma-separated);
     /// the sweep also has the uncompressed images as its first point.
@@ -102,7 +98,7 @@ pub struct RobustnessArgs {
     quiet: bool,
 
     #[command(flatten)]
-    cache: CacheArgs,
+    model: ModelArgs,
 }
 
 fn parse_encoder(name: &str) -> Result<JpegEncoder, String> {
@@ -132,12 +128,7 @@ pub fn run(args: RobustnessArgs) -> Result<ExitCode> {
     if !args.generators.is_empty() {
         dataset.select(&args.generators)?;
     }
-    let weights = match &args.weights {
-        Some(w) => w.clone(),
-        None => weights_cmd::default_weights(&args.cache)?,
-    };
-    let detector = Detector::load(&weights)
-        .with_context(|| format!("cannot use the weights {}", weights.display()))?;
+    let detector = args.model.open()?;
     let opts = PreprocessOptions {
         crop: args.crop,
         max_pixels: args.max_pixels,

@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use cnnspot_core::Detector;
 use cnnspot_serve::{ServeConfig, DEFAULT_MAX_PIXELS};
 
-use crate::{weights_cmd, CacheArgs};
+use crate::model_args::ModelArgs;
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -18,10 +18,6 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "HOST:PORT")]
     addr: String,
 
-    /// Weight file (.pth or .safetensors) [default: the cached
-    /// blur_jpg_prob0.5 checkpoint, see `cnnspot weights fetch`]
-    #[arg(long, short, value_name = "FILE")]
-    weights: Option<PathBuf>,
 
     /// Require `Authorization: Bearer TOKEN` on /v1/* and /metrics, TOKEN
     /// being the content of FILE (surrounding whitespace ignored).
@@ -83,7 +79,7 @@ pub struct ServeArgs {
     timeout_secs: u64,
 
     #[command(flatten)]
-    cache: CacheArgs,
+    model: ModelArgs,
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr> {
@@ -141,12 +137,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     };
     // Before loading the model, so that a refused address fails at once.
     cnnspot_serve::check_exposure(&addr, &config)?;
-    let weights = match &args.weights {
-        Some(w) => w.clone(),
-        None => weights_cmd::default_weights(&args.cache)?,
-    };
-    let detector = Detector::load(&weights)
-        .with_context(|| format!("cannot use the weights {}", weights.display()))?;
+    let detector = args.model.open()?;
+    let model_name = detector.info().path.display().to_string();
     let auth = if config.token.is_some() {
         "bearer token required"
     } else {
@@ -155,7 +147,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     cnnspot_serve::run_until_signal(addr, config, detector, |local| {
         eprintln!(
             "cnnspot serve: listening on http://{local} ({}, {auth}); Ctrl-C stops",
-            weights.display()
+            model_name
         );
     })?;
     eprintln!("cnnspot serve: stopped");

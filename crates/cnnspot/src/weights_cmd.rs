@@ -26,7 +26,28 @@ pub enum WeightsCommand {
         #[command(flatten)]
         cache: CacheArgs,
     },
-    /// List the official checkpoints and whether each is in the cache.
+    /// Export a trained checkpoint as an fp16 safetensors model with its
+    /// calibration (temperature and threshold fitted on a labelled
+    /// validation folder) and the logits of check images, as the built-in
+    /// model is made.
+    Calibrate {
+        /// The trained checkpoint (.pth or .safetensors).
+        checkpoint: PathBuf,
+        /// Validation root in the ForenSynths layout (never the test set).
+        #[arg(long, value_name = "DIR")]
+        val: PathBuf,
+        /// Output weights (.safetensors, fp16).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Output card (.json): calibration, sha256, check logits.
+        #[arg(long, value_name = "FILE")]
+        card: PathBuf,
+        /// Images whose logits (with the fp16 weights) are recorded in the card,
+        /// so that a rebuild cannot change the model silently.
+        #[arg(long, value_name = "DIR")]
+        check_images: Option<PathBuf>,
+    },
+    /// List the built-in model and the official checkpoints (and whether each is in the cache).
     List {
         #[command(flatten)]
         cache: CacheArgs,
@@ -57,6 +78,13 @@ pub fn run(cmd: WeightsCommand) -> Result<ExitCode> {
             cache,
         } => fetch_cmd(&name, url.as_deref(), force, &cache),
         WeightsCommand::List { cache } => list(&cache),
+        WeightsCommand::Calibrate {
+            checkpoint,
+            val,
+            out,
+            card,
+            check_images,
+        } => crate::calibrate_cmd::run(&checkpoint, &val, &out, &card, check_images.as_deref()),
         WeightsCommand::Info { file, json } => info(&file, json),
         WeightsCommand::Convert { input, output } => {
             let arch = weights::convert_to_safetensors(&input, &output)
@@ -65,17 +93,6 @@ pub fn run(cmd: WeightsCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// The cached default checkpoint, or an error saying how to get one.
-pub fn default_weights(cache: &CacheArgs) -> Result<PathBuf> {
-    let dir = fetch::cache_dir(cache.cache_dir.as_deref())?;
-    fetch::cached_checkpoint(&dir, fetch::DEFAULT_CHECKPOINT).ok_or_else(|| {
-        anyhow!(
-            "no weights given and none in the cache ({}); run `cnnspot weights fetch` or pass --weights FILE",
-            dir.join("weights").display()
-        )
-    })
 }
 
 fn fetch_cmd(name: &str, url: Option<&str>, force: bool, cache: &CacheArgs) -> Result<ExitCode> {
@@ -127,6 +144,12 @@ fn fetch_cmd(name: &str, url: Option<&str>, force: bool, cache: &CacheArgs) -> R
 }
 
 fn list(cache: &CacheArgs) -> Result<ExitCode> {
+    let card = cnnspot_core::builtin::calibration()?;
+    println!(
+        "{} (default): cnnspot's own NPR detector, compiled in (sha256 {}, see MODEL.md) [always available]",
+        cnnspot_core::builtin::NAME,
+        card.sha256
+    );
     let dir = fetch::cache_dir(cache.cache_dir.as_deref())?;
     for k in fetch::KNOWN {
         let state = match fetch::cached_checkpoint(&dir, k.name) {
@@ -134,7 +157,7 @@ fn list(cache: &CacheArgs) -> Result<ExitCode> {
             None => "not downloaded".to_string(),
         };
         let default = if k.name == fetch::DEFAULT_CHECKPOINT {
-            " (default)"
+            " (official)"
         } else {
             ""
         };

@@ -323,15 +323,17 @@ impl Pool {
         };
         match found {
             Some(mut v) => {
-                // SAFETY: within capacity; f32 has no invalid bit patterns
-                // and the caller overwrites every element.
-                #[allow(clippy::uninit_vec)]
-                unsafe {
-                    v.set_len(len)
-                };
+                // A returned buffer is initialised up to its length; only a
+                // part past it (rare: buffers are reused at their own sizes)
+                // is zeroed.
+                if v.len() >= len {
+                    v.truncate(len);
+                } else {
+                    v.resize(len, 0.0);
+                }
                 v
             }
-            None => uninit_vec(len),
+            None => zeroed_vec(len),
         }
     }
 
@@ -353,18 +355,11 @@ fn trim(inner: &mut PoolInner) {
     }
 }
 
-/// A vector whose every element is written before it is read.
-fn uninit_vec(len: usize) -> Vec<f32> {
-    // Zero-filling here would be a full extra pass over the largest
-    // activations; the tiles cover every element exactly once.
-    let mut v = Vec::with_capacity(len);
-    // SAFETY: f32 has no invalid bit patterns and the caller writes every
-    // element before reading it.
-    #[allow(clippy::uninit_vec)]
-    unsafe {
-        v.set_len(len)
-    };
-    v
+/// A new buffer. `vec![0.0; len]` allocates zeroed memory (calloc), which
+/// for large buffers is fresh zero pages from the OS, not a pass over them;
+/// handing out uninitialised `f32`s instead would be undefined behaviour.
+fn zeroed_vec(len: usize) -> Vec<f32> {
+    vec![0.0; len]
 }
 
 /// Copies `x` into a buffer with `pad` zero pixels on every side.

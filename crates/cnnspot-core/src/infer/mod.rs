@@ -24,12 +24,19 @@ pub use kernel::Isa;
 
 use crate::error::ModelError;
 use crate::model::{describe_state_dict, Arch, StateDict};
+use crate::netspec::{npr_residual, ConvSpec, InputTransform, NetSpec};
 
 /// Raw pointers that several rayon tasks write through, each to its own rows
 /// and columns.
 #[derive(Clone, Copy)]
 pub(crate) struct SyncPtr(*mut f32);
+// SAFETY: a SyncPtr is only made from a buffer that outlives the parallel
+// loop using it (the loop borrows the buffer's owner for its whole run), and
+// every task writes a disjoint set of elements through it (its own tile of
+// rows and columns), so no two threads access one element at once.
 unsafe impl Send for SyncPtr {}
+// SAFETY: as for Send: shared references only hand out the pointer, and the
+// writes through it are to disjoint elements per task.
 unsafe impl Sync for SyncPtr {}
 
 impl SyncPtr {
@@ -89,6 +96,7 @@ pub struct FastResNet {
     num_outputs: usize,
     isa: Isa,
     pool: Pool,
+    spec: NetSpec,
 }
 
 fn get<'a>(state: &'a StateDict, name: &str) -> Result<&'a (Vec<usize>, Vec<f32>), ModelError> {
@@ -121,77 +129,43 @@ fn folded(
 }
 
 impl FastResNet {
-    /// Builds the network from a torchvision-named state dict, after the
-    /// same checks as [`crate::model::ResNet::from_state_dict`].
+    /// Builds the network a state dict describes, after the same checks as
+    /// [`crate::model::ResNet::from_state_dict`].
     pub fn from_state_dict(state: &StateDict) -> Result<FastResNet, ModelError> {
         let (arch, num_outputs) = describe_state_dict(state)?;
-        let (_, fc_weight) = get(state, "fc.weight")?;
-        let stem = folded(state, "conv1", "bn1", 2, 3)?;
-        let expansion = if arch.bottleneck() { 4 } else { 1 };
-        let mut in_ch = 64;
-        let mut blocks = Vec::new();
-        for (stage, &count) in arch.stage_blocks().iter().enumerate() {
-            let out_ch = (64 << stage) * expansion;
-            for b in 0..count {
-                let p = format!("layer{}.{}", stage + 1, b);
-                let stride = if stage > 0 && b == 0 { 2 } else { 1 };
-                let downsample = if b == 0 && (stride != 1 || in_ch != out_ch) {
-                    Some(folded(
-                        state,
-                        &format!("{p}.downsample.0"),
-                        &format!("{p}.downsample.1"),
-                        stride,
-                        0,
-                    )?)
-                } else {
-                    None
+        let spec = NetSpec::new(arch, num_outputs);
+        let fold = |c: &ConvSpec| folded(state, &c.conv, &c.bn, c.stride, c.pad);
+        let stem = fold(&spec.stem)?;
+        let blocks = spec
+            .stages
+            .iter()
+            .flatten()
+            .map(|b| {
+                let conv = |i: usize| -> Result<Conv, ModelError> {
+                    let c = b
+                        .convs
+                        .get(i)
+                        .ok_or_else(|| ModelError::MissingTensor(format!("block conv{}", i + 1)))?;
+                    fold(c)
                 };
-                let block = if arch.bottleneck() {
-                    FastBlock {
-                        conv1: folded(state, &format!("{p}.conv1"), &format!("{p}.bn1"), 1, 0)?,
-                        conv2: folded(
-                            state,
-                            &format!("{p}.conv2"),
-                            &format!("{p}.bn2"),
-                            stride,
-                            1,
-                        )?,
-                        conv3: Some(folded(
-                            state,
-                            &format!("{p}.conv3"),
-                            &format!("{p}.bn3"),
-                            1,
-                            0,
-                        )?),
-                        downsample,
-                    }
-                } else {
-                    FastBlock {
-                        conv1: folded(
-                            state,
-                            &format!("{p}.conv1"),
-                            &format!("{p}.bn1"),
-                            stride,
-                            1,
-                        )?,
-                        conv2: folded(state, &format!("{p}.conv2"), &format!("{p}.bn2"), 1, 1)?,
-                        conv3: None,
-                        downsample,
-                    }
-                };
-                blocks.push(block);
-                in_ch = out_ch;
-            }
-        }
+                Ok(FastBlock {
+                    conv1: conv(0)?,
+                    conv2: conv(1)?,
+                    conv3: b.convs.get(2).map(fold).transpose()?,
+                    downsample: b.downsample.as_ref().map(fold).transpose()?,
+                })
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
         Ok(FastResNet {
             arch,
             stem,
             blocks,
-            fc_weight: fc_weight.clone(),
-            fc_bias: get(state, "fc.bias")?.1.clone(),
+            fc_weight: get(state, &spec.head.weight())?.1.clone(),
+            fc_bias: get(state, &spec.head.bias())?.1.clone(),
             num_outputs,
             isa: Isa::detect(),
             pool: Pool::default(),
+            spec,
         })
     }
 
@@ -247,6 +221,18 @@ impl FastResNet {
     /// The last stage's activations, before the global average pool.
     fn features(&self, data: &[f32], n: usize, h: usize, w: usize) -> Act {
         assert_eq!(data.len(), n * 3 * h * w, "input is not [n, 3, h, w]");
+        let residual;
+        let data = match self.spec.input {
+            InputTransform::Rgb => data,
+            InputTransform::NeighbouringPixelResidual => {
+                residual = {
+                    let mut v = data.to_vec();
+                    npr_residual(&mut v, h, w);
+                    v
+                };
+                &residual[..]
+            }
+        };
         let pool = &self.pool;
         pool.begin(n * h * w);
         let input = nchw_to_nhwc(pool, data, n, 3, h, w);
@@ -294,15 +280,7 @@ impl FastResNet {
 
     /// (half kernel width, stride) of every layer on the longest path.
     fn layers(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        let conv = |c: &Conv| ((c.kh - 1) / 2, c.stride);
-        std::iter::once(conv(&self.stem))
-            .chain(std::iter::once((1, 2))) // the 3x3 stride-2 max pool
-            .chain(self.blocks.iter().flat_map(move |b| {
-                [Some(&b.conv1), Some(&b.conv2), b.conv3.as_ref()]
-                    .into_iter()
-                    .flatten()
-                    .map(conv)
-            }))
+        self.spec.path().into_iter()
     }
 
     /// The tiles [`FastResNet::forward_tiled`] would use for an `h x w`

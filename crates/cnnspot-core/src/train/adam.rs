@@ -154,7 +154,7 @@ pub(crate) fn collect_gradients(net: &mut ResNet, grads: &burn::tensor::Gradient
 
 fn to_torch_layout(name: &str, shape: &[usize], v: Vec<f32>) -> Vec<f32> {
     // burn keeps fc.weight as [in, out]; PyTorch as [out, in].
-    if name == "fc.weight" && shape.len() == 2 {
+    if crate::netspec::is_head_weight(name) && shape.len() == 2 {
         let (rows, cols) = (shape[0], shape[1]);
         let mut t = vec![0.0; v.len()];
         for r in 0..rows {
@@ -169,7 +169,7 @@ fn to_torch_layout(name: &str, shape: &[usize], v: Vec<f32>) -> Vec<f32> {
 }
 
 fn from_torch_layout(name: &str, shape: &[usize], v: &[f32]) -> Vec<f32> {
-    if name == "fc.weight" && shape.len() == 2 {
+    if crate::netspec::is_head_weight(name) && shape.len() == 2 {
         // `shape` is burn's [in, out]; `v` is [out, in].
         let (rows, cols) = (shape[0], shape[1]);
         let mut t = vec![0.0; v.len()];
