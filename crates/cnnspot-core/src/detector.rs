@@ -461,7 +461,12 @@ impl Detector {
                             if logit.is_finite() {
                                 emit(*i, Ok(to_score(logit, temperature, p)));
                             } else {
-                                emit(*i, Err(Error::Inference(format!("the network gave a non-finite logit ({logit})"))));
+                                emit(
+                                    *i,
+                                    Err(Error::Inference(format!(
+                                        "the network gave a non-finite logit ({logit})"
+                                    ))),
+                                );
                             }
                         }
                     }

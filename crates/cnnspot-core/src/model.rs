@@ -390,7 +390,10 @@ impl ResNet {
     pub fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, ParamMut<'_>)) {
         let spec = self.spec.clone();
         for ((conv, bn), layer) in self.layers_mut().into_iter().zip(spec.convs()) {
-            f(&format!("{}.weight", layer.conv), ParamMut::D4(&mut conv.weight));
+            f(
+                &format!("{}.weight", layer.conv),
+                ParamMut::D4(&mut conv.weight),
+            );
             f(&format!("{}.weight", layer.bn), ParamMut::D1(&mut bn.gamma));
             f(&format!("{}.bias", layer.bn), ParamMut::D1(&mut bn.beta));
         }

@@ -231,7 +231,14 @@ impl fmt::Display for Arch {
     }
 }
 
-fn conv_spec(name: String, bn: String, cin: usize, cout: usize, kernel: usize, stride: usize) -> ConvSpec {
+fn conv_spec(
+    name: String,
+    bn: String,
+    cin: usize,
+    cout: usize,
+    kernel: usize,
+    stride: usize,
+) -> ConvSpec {
     ConvSpec {
         conv: name,
         bn,
@@ -264,7 +271,14 @@ impl NetSpec {
                 // halves the resolution, on its 3x3 convolution.
                 let stride = if stage > 0 && b == 0 { 2 } else { 1 };
                 let c = |i: usize, cin, cout, k, s| {
-                    conv_spec(format!("{p}.conv{i}"), format!("{p}.bn{i}"), cin, cout, k, s)
+                    conv_spec(
+                        format!("{p}.conv{i}"),
+                        format!("{p}.bn{i}"),
+                        cin,
+                        cout,
+                        k,
+                        s,
+                    )
                 };
                 let convs = if arch.bottleneck() {
                     vec![
@@ -323,7 +337,10 @@ impl NetSpec {
                 out.push((format!("{}.{part}", c.bn), vec![c.cout]));
             }
         }
-        out.push((self.head.weight(), vec![self.head.outputs, self.head.inputs]));
+        out.push((
+            self.head.weight(),
+            vec![self.head.outputs, self.head.inputs],
+        ));
         out.push((self.head.bias(), vec![self.head.outputs]));
         out
     }

@@ -72,7 +72,10 @@ fn npr_checkpoint_gives_pytorchs_logits_on_both_engines() {
             checked += 1;
         }
     }
-    assert!(checked >= 4, "at least the inline cases ran on both engines");
+    assert!(
+        checked >= 4,
+        "at least the inline cases ran on both engines"
+    );
 }
 
 #[test]
@@ -82,11 +85,18 @@ fn odd_sizes_score_where_npr_itself_fails() {
     // finite.
     let path = fixtures().join("npr_random_fp16.pth");
     let (h, w) = (33, 47);
-    let input: Vec<f32> = (0..3 * h * w).map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0).collect();
+    let input: Vec<f32> = (0..3 * h * w)
+        .map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0)
+        .collect();
     let fast = Detector::load_with(&path, Engine::Fast).unwrap();
     let burn = Detector::load_with(&path, Engine::Burn).unwrap();
     let a = fast.logits_nchw(input.clone(), 1, h, w).unwrap();
     let b = burn.logits_nchw(input, 1, h, w).unwrap();
     assert!(a[0].is_finite());
-    assert!((a[0] - b[0]).abs() <= LOGIT_TOL, "fast {} vs burn {}", a[0], b[0]);
+    assert!(
+        (a[0] - b[0]).abs() <= LOGIT_TOL,
+        "fast {} vs burn {}",
+        a[0],
+        b[0]
+    );
 }

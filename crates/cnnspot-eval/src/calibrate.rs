@@ -154,7 +154,9 @@ mod tests {
         // the fitted temperature must come out near 4.
         let mut s = 12345u64;
         let mut u = move || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (s >> 11) as f64 / (1u64 << 53) as f64
         };
         let mut logits = Vec::new();

@@ -135,7 +135,6 @@ impl CheckpointId {
     }
 }
 
-
 /// What `scores.meta.json` holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunMeta {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use cnnspot_core::{Batching, Detector, Engine, PreprocessOptions};
+use cnnspot_core::{Batching, Detector, PreprocessOptions};
 use serde_json::{json, Map, Value};
 
 use crate::inputs;
@@ -17,8 +17,6 @@ const SETTINGS: [(usize, usize); 3] = [(1, 224), (16, 224), (1, 256)];
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-
-
     /// Timed runs at batch 1 (a third as many, at least 3, at batch 16),
     /// after 3 warm-up runs; the median is reported.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]

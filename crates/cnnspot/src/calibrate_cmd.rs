@@ -42,7 +42,11 @@ pub fn run(
         Detector::load(out).with_context(|| format!("cannot use the weights {}", out.display()))?;
 
     let dataset = Dataset::discover(val)?;
-    let items: Vec<_> = dataset.generators.iter().flat_map(|g| g.items.iter()).collect();
+    let items: Vec<_> = dataset
+        .generators
+        .iter()
+        .flat_map(|g| g.items.iter())
+        .collect();
     let paths: Vec<_> = items.iter().map(|i| i.path.clone()).collect();
     let mut logits = vec![f64::NAN; paths.len()];
     let mut failed = 0usize;

@@ -1,17 +1,16 @@
 //! `cnnspot detect`: score files, folders and globs.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use cnnspot_core::image::DEFAULT_MAX_PIXELS;
-use cnnspot_core::{Batching, Detector, Engine, PreprocessOptions, DEFAULT_MAX_INFER_PIXELS};
+use cnnspot_core::{Batching, PreprocessOptions};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::output::{Format, RowWriter};
 use crate::inputs;
 use crate::model_args::ModelArgs;
+use crate::output::{Format, RowWriter};
 
 #[derive(clap::Args, Debug)]
 pub struct DetectArgs {
@@ -19,7 +18,6 @@ pub struct DetectArgs {
     /// patterns such as 'uploads/*.jpg'.
     #[arg(required = true, value_name = "PATH")]
     inputs: Vec<String>,
-
 
     /// Center-crop to PX x PX pixels first, as in the paper's tables (224);
     /// by default the whole image is scored.
@@ -46,8 +44,6 @@ pub struct DetectArgs {
     /// Refuse images with more pixels than this (decompression bombs).
     #[arg(long, default_value_t = DEFAULT_MAX_PIXELS, value_name = "N")]
     max_pixels: u64,
-
-
 
     /// Threads decoding images while the network runs.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use cnnspot_core::image::DEFAULT_MAX_PIXELS;
-use cnnspot_core::{Batching, Detector, PreprocessOptions};
+use cnnspot_core::{Batching, PreprocessOptions};
 use cnnspot_eval::dataset::Dataset;
 use cnnspot_eval::report::{generator_order, pct, pr_curves, Counts, Report, ResultsDoc};
 use cnnspot_eval::run::{evaluate, Progress};
@@ -49,7 +49,6 @@ pub struct EvalArgs {
     /// settings).
     #[arg(long, value_name = "FILE")]
     from_scores: Option<PathBuf>,
-
 
     /// Center-crop to PX x PX first: 224 gives the paper's tables; by
     /// default the whole image is scored (the "no crop" table).
@@ -398,7 +397,13 @@ fn model_folder(name: &str) -> String {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| name.to_string());
     base.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -426,15 +431,27 @@ fn compare(args: EvalArgs, models: &[String]) -> Result<ExitCode> {
     let mut out = String::new();
     let mut header = format!("{:<40}", "generator");
     for (name, _) in &docs {
-        header.push_str(&format!(" | {:>22}", format!("{} AP / acc", model_folder(name))));
+        header.push_str(&format!(
+            " | {:>22}",
+            format!("{} AP / acc", model_folder(name))
+        ));
     }
     out.push_str(&header);
     out.push('\n');
-    let generators: Vec<String> = docs[0].1.generators.iter().map(|g| g.name.clone()).collect();
+    let generators: Vec<String> = docs[0]
+        .1
+        .generators
+        .iter()
+        .map(|g| g.name.clone())
+        .collect();
     for g in &generators {
         let mut line = format!("{g:<40}");
         for (_, doc) in &docs {
-            let m = doc.generators.iter().find(|r| &r.name == g).map(|r| &r.metrics);
+            let m = doc
+                .generators
+                .iter()
+                .find(|r| &r.name == g)
+                .map(|r| &r.metrics);
             line.push_str(&format!(
                 " | {:>22}",
                 format!(
@@ -449,7 +466,10 @@ fn compare(args: EvalArgs, models: &[String]) -> Result<ExitCode> {
     }
     let mut line = format!("{:<40}", "mean");
     for (_, doc) in &docs {
-        line.push_str(&format!(" | {:>22}", format!("{} / {}", pct(doc.mean.ap), pct(doc.mean.acc))));
+        line.push_str(&format!(
+            " | {:>22}",
+            format!("{} / {}", pct(doc.mean.ap), pct(doc.mean.acc))
+        ));
     }
     out.push_str(&line);
     out.push('\n');

@@ -2,11 +2,13 @@
 
 mod augment_cmd;
 mod bench;
+mod calibrate_cmd;
 mod dataset_cmd;
 mod detect;
 mod eval_cmd;
 mod generators_cmd;
 mod inputs;
+mod model_args;
 mod output;
 mod report_cmd;
 mod robustness_cmd;

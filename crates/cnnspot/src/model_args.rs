@@ -88,9 +88,7 @@ pub fn resolve(name: Option<&str>, cache: &CacheArgs) -> Result<ModelChoice> {
 /// Opens the detector one model name resolves to.
 pub fn open_named(name: Option<&str>, engine: Engine, cache: &CacheArgs) -> Result<Detector> {
     match resolve(name, cache)? {
-        ModelChoice::Builtin => {
-            Detector::builtin(engine).context("cannot load the built-in model")
-        }
+        ModelChoice::Builtin => Detector::builtin(engine).context("cannot load the built-in model"),
         ModelChoice::File(path) => Detector::load_with(&path, engine)
             .with_context(|| format!("cannot use the weights {}", path.display())),
     }

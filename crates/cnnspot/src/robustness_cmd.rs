@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use cnnspot_augment::JpegEncoder;
 use cnnspot_core::image::DEFAULT_MAX_PIXELS;
-use cnnspot_core::{Batching, Detector, PreprocessOptions};
+use cnnspot_core::{Batching, PreprocessOptions};
 use cnnspot_eval::dataset::Dataset;
 use cnnspot_eval::robustness::{
     sweep, write_outputs, Perturbation, SweepPlan, SweepProgress, DEFAULT_QUALITIES, DEFAULT_SIGMAS,
@@ -35,7 +35,6 @@ pub struct RobustnessArgs {
     /// Dataset root: ROOT/<generator>/[<class>/]{0_real,1_fake}/.
     #[arg(value_name = "ROOT")]
     root: PathBuf,
-
 
     /// JPEG qualities to compress the test images at (comma-separated);
     /// the sweep also has the uncompressed images as its first point.

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use cnnspot_core::Detector;
 use cnnspot_serve::{ServeConfig, DEFAULT_MAX_PIXELS};
 
 use crate::model_args::ModelArgs;
@@ -17,7 +16,6 @@ pub struct ServeArgs {
     /// --allow-unauthenticated).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "HOST:PORT")]
     addr: String,
-
 
     /// Require `Authorization: Bearer TOKEN` on /v1/* and /metrics, TOKEN
     /// being the content of FILE (surrounding whitespace ignored).

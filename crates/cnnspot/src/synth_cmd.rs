@@ -49,17 +49,9 @@ pub struct SynthArgs {
     pub cache: CacheArgs,
 }
 
-// ---------------------------------------------------------------------------
-// INTEGRATOR: wire these two to cnnspot-simulators once it provides them:
-//   simulator_names()   -> cnnspot_simulators::names()
-//   prepare_simulator() -> cnnspot_simulators::prepare(name, reals, cache_dir, seed)
-//                          .map_err(anyhow::Error::from)
-// Until then no simulator is offered.
-// ---------------------------------------------------------------------------
-
 /// The simulator generators cnnspot trains itself.
 pub fn simulator_names() -> Vec<&'static str> {
-    Vec::new()
+    cnnspot_simulators::names()
 }
 
 /// Trains (or loads from the cache) the simulator `name` on `reals`.
@@ -69,8 +61,12 @@ fn prepare_simulator(
     cache_dir: &Path,
     seed: u64,
 ) -> Result<Box<dyn Generator>> {
-    let _ = (reals, cache_dir, seed);
-    bail!("simulator {name} is not available in this build")
+    eprintln!(
+        "fitting (or loading) the simulator {name} on {} photos",
+        reals.len()
+    );
+    cnnspot_simulators::prepare(name, reals, cache_dir, seed)
+        .map_err(|e| anyhow::anyhow!("simulator {name}: {e}"))
 }
 
 pub fn run(args: SynthArgs) -> Result<ExitCode> {

@@ -136,26 +136,25 @@ impl FastResNet {
         let spec = NetSpec::new(arch, num_outputs);
         let fold = |c: &ConvSpec| folded(state, &c.conv, &c.bn, c.stride, c.pad);
         let stem = fold(&spec.stem)?;
-        let blocks = spec
-            .stages
-            .iter()
-            .flatten()
-            .map(|b| {
-                let conv = |i: usize| -> Result<Conv, ModelError> {
-                    let c = b
-                        .convs
-                        .get(i)
-                        .ok_or_else(|| ModelError::MissingTensor(format!("block conv{}", i + 1)))?;
-                    fold(c)
-                };
-                Ok(FastBlock {
-                    conv1: conv(0)?,
-                    conv2: conv(1)?,
-                    conv3: b.convs.get(2).map(fold).transpose()?,
-                    downsample: b.downsample.as_ref().map(fold).transpose()?,
+        let blocks =
+            spec.stages
+                .iter()
+                .flatten()
+                .map(|b| {
+                    let conv = |i: usize| -> Result<Conv, ModelError> {
+                        let c = b.convs.get(i).ok_or_else(|| {
+                            ModelError::MissingTensor(format!("block conv{}", i + 1))
+                        })?;
+                        fold(c)
+                    };
+                    Ok(FastBlock {
+                        conv1: conv(0)?,
+                        conv2: conv(1)?,
+                        conv3: b.convs.get(2).map(fold).transpose()?,
+                        downsample: b.downsample.as_ref().map(fold).transpose()?,
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>, ModelError>>()?;
+                .collect::<Result<Vec<_>, ModelError>>()?;
         Ok(FastResNet {
             arch,
             stem,
