@@ -29,7 +29,9 @@ fn embedded_weights_match_the_card() {
 #[test]
 fn sample_logits_are_the_recorded_ones_on_both_engines() {
     let card = card();
-    let checks = card["checks"].as_array().expect("the card records check logits");
+    let checks = card["checks"]
+        .as_array()
+        .expect("the card records check logits");
     assert!(!checks.is_empty(), "the card records no check logits");
     let root = cnnspot_testdata::repo_root();
     for engine in [Engine::Fast, Engine::Burn] {
@@ -48,7 +50,10 @@ fn sample_logits_are_the_recorded_ones_on_both_engines() {
             );
             let t = det.temperature();
             let p = 1.0 / (1.0 + (-score.logit / t).exp());
-            assert!((score.probability - p).abs() < 1e-5, "calibrated probability");
+            assert!(
+                (score.probability - p).abs() < 1e-5,
+                "calibrated probability"
+            );
         }
     }
 }
