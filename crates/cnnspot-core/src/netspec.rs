@@ -447,7 +447,7 @@ mod tests {
         npr_residual(&mut r, h, w);
         for y in 0..h {
             for c in 0..w {
-                let want = (x[y * w + c] - x[(y / 2 * 2) * w + c / 2 * 2]) * 2.0 / 3.0;
+                let want = (x[y * w + c] - x[(y / 2 * 2) * w + c / 2 * 2]) * (2.0 / 3.0);
                 assert_eq!(r[y * w + c], want);
             }
         }

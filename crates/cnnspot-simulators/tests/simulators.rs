@@ -74,7 +74,7 @@ fn names_are_known_and_unknown_names_fail() {
 fn fitting_lowers_the_loss_and_keeps_the_size() {
     let reals = photos(3, 64);
     for name in ["up-convt4", "up-nearest-in", "autogan"] {
-        let steps = if name == "autogan" { 40 } else { 60 };
+        let steps = if name == "autogan" { 150 } else { 60 };
         let mut seen = 0;
         let sim = fit(name, &reals, 1, &tiny(steps), &mut |s, n, _| {
             seen = s;
@@ -183,23 +183,47 @@ fn residual_spectrum(images: &[RgbImage], n: usize) -> Vec<f64> {
     acc
 }
 
-/// How much the spectrum peaks at the frequencies of a period-2 (Nyquist)
-/// and period-4 (half-Nyquist) grid, relative to its mean off DC: the larger
-/// of the two ratios.
+/// How much the spectrum spikes at the frequencies of a period-2 (Nyquist)
+/// and period-4 (half-Nyquist) grid: each grid frequency against its
+/// neighbours one and two bins away along the line it lies on (the axis for
+/// (h, 0) and (0, h), the diagonal otherwise), so that the 1/f spectrum of
+/// straight edges, which runs along the axes, is not taken for a peak; the
+/// larger of the two grids' mean ratios.
 fn grid_peak(spec: &[f64], n: usize) -> f64 {
-    let at = |u: usize, v: usize| spec[v * n + u];
-    let mean = (spec.iter().sum::<f64>() - spec[0]) / (n * n - 1) as f64;
+    let at = |u: usize, v: usize| spec[(v % n) * n + u % n];
+    let spike = |u: usize, v: usize| {
+        let (du, dv) = match (u, v) {
+            (_, 0) => (1, 0),
+            (0, _) => (0, 1),
+            _ => (1, 1),
+        };
+        let around: f64 = [n - 2, n - 1, 1, 2]
+            .iter()
+            .map(|&d| at(u + du * d, v + dv * d))
+            .sum::<f64>()
+            / 4.0;
+        at(u, v) / around.max(1e-12)
+    };
     let h = n / 2;
     let q = n / 4;
-    let nyq = (at(h, 0) + at(0, h) + at(h, h)) / 3.0;
-    let half = (at(q, 0) + at(0, q) + at(q, q) + at(n - q, 0) + at(0, n - q) + at(n - q, q)) / 6.0;
-    nyq.max(half) / mean
+    let nyq = (spike(h, 0) + spike(0, h) + spike(h, h)) / 3.0;
+    let half = (spike(q, 0)
+        + spike(0, q)
+        + spike(q, q)
+        + spike(n - q, 0)
+        + spike(0, n - q)
+        + spike(n - q, q))
+        / 6.0;
+    nyq.max(half)
 }
 
 /// The defining property of the upsampling makers: their output's residual
-/// spectrum peaks at the grid frequencies of their upsampling far more than
-/// the input's does. Asserted for `up-convt4` and `up-nearest` (with and
-/// without InstanceNorm); the others are measured and printed.
+/// spectrum spikes at the grid frequencies of their upsampling more than the
+/// input's does. After 40 tiny steps (measured, input 0.86): up-convt4-in,
+/// up-convt3-in and up-shuffle spike 2.6-8.4, at least twice the input;
+/// up-convt4, up-convt3, up-nearest(-in) and up-shuffle-in 1.07-1.93, at
+/// least 1.2 times it; up-bilinear, whose upsampling is smooth, 0.98-1.04,
+/// the control that the measure does not invent peaks.
 #[test]
 fn upsampling_leaves_spectral_peaks() {
     let n = 64;
@@ -219,10 +243,14 @@ fn upsampling_leaves_spectral_peaks() {
             );
             peaks.push(peak);
         }
-        let must = name.starts_with("up-convt4") || name.starts_with("up-nearest");
-        if must {
-            for p in peaks {
+        let strong = ["up-convt4-in", "up-convt3-in", "up-shuffle"].contains(&name);
+        for p in peaks {
+            if name.starts_with("up-bilinear") {
+                assert!(p < 1.5 * input_peak, "{name}: {p} vs input {input_peak}");
+            } else if strong {
                 assert!(p > 2.0 * input_peak, "{name}: {p} vs input {input_peak}");
+            } else {
+                assert!(p > 1.2 * input_peak, "{name}: {p} vs input {input_peak}");
             }
         }
     }

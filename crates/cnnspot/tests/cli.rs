@@ -188,11 +188,11 @@ fn missing_inputs_and_bad_flags_fail_with_one_sentence() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("/no/such/file.png: no such file or folder"));
 
-    // No --weights and an empty cache: says how to get weights.
+    // The official checkpoint asked for and an empty cache: says how to get it.
     let img = dir.path().join("a.png");
     std::fs::write(&img, b"x").unwrap();
     let out = cnnspot(
-        &["detect", img.to_str().unwrap()],
+        &["detect", "--weights", "official", img.to_str().unwrap()],
         &[("CNNSPOT_CACHE_DIR", dir.path())],
     );
     assert_eq!(out.status.code(), Some(2));
@@ -280,6 +280,8 @@ fn weights_fetch_keeps_only_a_checkpoint_that_loads_into_the_model() {
     let out = cnnspot(
         &[
             "detect",
+            "--weights",
+            "official",
             "--format",
             "jsonl",
             "--cache-dir",
