@@ -27,19 +27,10 @@ pub enum AnalysisError {
 /// `Result` with [`AnalysisError`].
 pub type Result<T> = std::result::Result<T, AnalysisError>;
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and
-/// a rename, so that a reader never sees half a file.
+/// Writes `bytes` to `path` atomically ([`cnnspot_files::write_atomic`]).
 pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| AnalysisError::Io {
+    cnnspot_files::write_atomic(path, bytes).map_err(|source| AnalysisError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
     })
 }

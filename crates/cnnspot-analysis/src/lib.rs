@@ -16,7 +16,6 @@
 
 mod error;
 mod median;
-pub mod npy;
 pub mod render;
 mod spectrum;
 

@@ -227,7 +227,12 @@ pub fn write_outputs(spectra: &[GeneratorSpectra], dir: &Path) -> Result<Vec<std
         for (tag, values) in [("real", &s.real), ("fake", &s.fake)] {
             if let Some(v) = values {
                 let npy = sub.join(format!("{}_{tag}.npy", s.name));
-                crate::npy::write_npy_f32(&npy, &[n, n], v)?;
+                cnnspot_files::npy::write_f32(&npy, &[n, n], v).map_err(|e| match e {
+                    cnnspot_files::npy::NpyError::Io { path, source } => {
+                        AnalysisError::Io { path, source }
+                    }
+                    other => AnalysisError::Invalid(other.to_string()),
+                })?;
                 written.push(npy);
                 let png = sub.join(format!("{}_{tag}.png", s.name));
                 write_png(&png, &colour_map(v, n, Scale::sequential_for(v)))?;

@@ -264,28 +264,6 @@ fn median_filter_hand_computed() {
     assert_eq!(m5.get_pixel(0, 0)[2], 3);
 }
 
-#[test]
-fn npy_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("a.npy");
-    let data: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 2.25).collect();
-    cnnspot_analysis::npy::write_npy_f32(&path, &[3, 4], &data).unwrap();
-    let (shape, back) = cnnspot_testdata::read_npy_f32(&path).unwrap();
-    assert_eq!(shape, vec![3, 4]);
-    assert_eq!(back, data);
-    let bytes = std::fs::read(&path).unwrap();
-    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
-    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    assert_eq!((10 + header_len) % 64, 0, "data not 64-byte aligned");
-    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
-    assert!(header.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }"));
-    assert!(header.ends_with('\n'));
-    assert_eq!(bytes.len(), 10 + header_len + 48);
-    // A shape that does not match the data is refused, naming the file.
-    let err = cnnspot_analysis::npy::write_npy_f32(&path, &[5], &data).unwrap_err();
-    assert!(err.to_string().contains("a.npy"), "{err}");
-}
-
 fn save(img: &RgbImage, path: &Path) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     img.save(path).unwrap();

@@ -403,25 +403,7 @@ pub fn to_json<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>> {
 }
 
 /// Writes a file so that readers see the old or the new content, never a
-/// part: a temporary file in the same folder, synced, then renamed over.
+/// part ([`cnnspot_files::write_atomic`], with the path in the error).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let tmp = match dir {
-        Some(d) => d.join(format!(".{name}.tmp{}", std::process::id())),
-        None => PathBuf::from(format!(".{name}.tmp{}", std::process::id())),
-    };
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io_err(path, "cannot write"))
+    cnnspot_files::write_atomic(path, bytes).map_err(io_err(path, "cannot write"))
 }

@@ -22,7 +22,6 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use url::Url;
 
 /// A checkpoint published by the authors of the paper.
@@ -170,18 +169,7 @@ pub fn recorded_sha256(path: &Path) -> Option<String> {
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
 }
 
-/// The SHA-256 of some bytes, as lowercase hex.
-pub fn sha256_bytes(bytes: &[u8]) -> String {
-    let mut reader = bytes;
-    // Reading from a slice cannot fail.
-    hash_reader(&mut reader).unwrap_or_default()
-}
-
-/// The SHA-256 of a file's contents, as lowercase hex.
-pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut file = File::open(path)?;
-    hash_reader(&mut file)
-}
+pub use cnnspot_files::{sha256_bytes, sha256_file};
 
 /// Limits for [`fetch_to`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -600,13 +588,13 @@ pub fn fetch_to(
     let sidecar = sha256_sidecar(dest);
     remove_if_exists(&sidecar)?;
     fs::rename(&part, dest).map_err(io_err("rename the download to", dest))?;
-    sync_dir(&dir);
+    cnnspot_files::sync_folder(&dir);
     let file_name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     write_atomically(&sidecar, format!("{sha256}  {file_name}\n").as_bytes())?;
-    sync_dir(&dir);
+    cnnspot_files::sync_folder(&dir);
 
     Ok(Fetched {
         path: dest.to_path_buf(),
@@ -906,21 +894,7 @@ fn read_head(path: &Path, n: usize) -> io::Result<Vec<u8>> {
 }
 
 fn hash_reader(reader: &mut dyn Read) -> io::Result<String> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    cnnspot_files::sha256_reader(reader)
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -938,28 +912,7 @@ fn remove_if_exists(path: &Path) -> Result<(), FetchError> {
 }
 
 fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), FetchError> {
-    let tmp = with_suffix(path, ".part");
-    let result = (|| -> io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io_err("write", path)(e)
-    })
-}
-
-/// Makes a rename durable (Unix); best effort.
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
+    cnnspot_files::write_atomic(path, contents).map_err(io_err("write", path))
 }
 
 /// The HTTP agents: a direct one, and one per proxy named in the environment

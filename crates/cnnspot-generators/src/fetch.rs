@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -400,51 +400,45 @@ fn keep_checked(
     let dest = cached_file(cache_dir, package, file);
     let parent = dest.parent().unwrap_or(cache_dir).to_path_buf();
     fs::create_dir_all(&parent).map_err(io_err(&parent))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&parent).map_err(io_err(&parent))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(FetchError::BadArchive {
-                    archive: archive.to_path_buf(),
-                    reason: format!("reading {}: {e}", file.path),
-                })
-            }
-        };
-        hasher.update(&buf[..n]);
-        tmp.write_all(&buf[..n]).map_err(io_err(tmp.path()))?;
+    // The copy is abandoned (and its temporary file removed) on a read
+    // error or a wrong hash; `refused` carries the reason out of the writer.
+    let mut refused = None;
+    let written = cnnspot_files::write_atomic_with(&dest, |w| {
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    refused = Some(FetchError::BadArchive {
+                        archive: archive.to_path_buf(),
+                        reason: format!("reading {}: {e}", file.path),
+                    });
+                    return Err(io::Error::other("refused"));
+                }
+            };
+            hasher.update(&buf[..n]);
+            w.write_all(&buf[..n])?;
+        }
+        let got = cnnspot_files::hex(&hasher.finalize());
+        if got != file.sha256 {
+            refused = Some(FetchError::ShaMismatch {
+                file: file.path.to_string(),
+                archive: archive.to_path_buf(),
+                expected: file.sha256.to_string(),
+                got,
+            });
+            return Err(io::Error::other("refused"));
+        }
+        Ok(())
+    });
+    if let Some(why) = refused {
+        return Err(why);
     }
-    let got = hex(&hasher.finalize());
-    if got != file.sha256 {
-        return Err(FetchError::ShaMismatch {
-            file: file.path.to_string(),
-            archive: archive.to_path_buf(),
-            expected: file.sha256.to_string(),
-            got,
-        });
-    }
-    tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
-    tmp.persist(&dest).map_err(|e| FetchError::Io {
-        path: dest.clone(),
-        source: e.error,
-    })?;
+    written.map_err(io_err(&dest))?;
     Ok(dest)
-}
-
-/// The SHA-256 of a file, lowercase hex.
-pub fn sha256_file(path: &Path) -> Result<String, FetchError> {
-    let mut f = File::open(path).map_err(io_err(path))?;
-    let mut hasher = Sha256::new();
-    io::copy(&mut f, &mut hasher).map_err(io_err(path))?;
-    Ok(hex(&hasher.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The distinct packages of `entries`, in order.

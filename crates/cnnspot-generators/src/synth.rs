@@ -31,7 +31,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, BufWriter};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -761,27 +761,18 @@ fn crop_of(img: &RgbImage, draw: &PairDraw) -> RgbImage {
     image::imageops::crop_imm(&resized, x, y, w, h).to_image()
 }
 
-/// Writes a PNG through a temporary file in the same folder, then renames it.
+/// Writes a PNG atomically ([`cnnspot_files::write_atomic_with`]).
 pub fn write_png_atomic(img: &RgbImage, path: &Path) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".synth-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    {
-        let mut w = BufWriter::new(tmp.as_file());
-        image::codecs::png::PngEncoder::new(&mut w)
+    cnnspot_files::write_atomic_with(path, |w| {
+        image::codecs::png::PngEncoder::new(w)
             .write_image(
                 img.as_raw(),
                 img.width(),
                 img.height(),
                 image::ExtendedColorType::Rgb8,
             )
-            .map_err(io::Error::other)?;
-        io::Write::flush(&mut w)?;
-    }
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+            .map_err(io::Error::other)
+    })
 }
 
 fn write_manifest(path: &Path, rows: &[ManifestRow]) -> Result<(), SynthError> {
@@ -789,21 +780,14 @@ fn write_manifest(path: &Path, rows: &[ManifestRow]) -> Result<(), SynthError> {
         path: path.to_path_buf(),
         reason,
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".manifest-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| err(e.to_string()))?;
-    {
-        let mut w = csv::Writer::from_writer(BufWriter::new(tmp.as_file()));
+    cnnspot_files::write_atomic_with(path, |w| {
+        let mut w = csv::Writer::from_writer(w);
         for r in rows {
-            w.serialize(r).map_err(|e| err(e.to_string()))?;
+            w.serialize(r).map_err(io::Error::other)?;
         }
-        w.flush().map_err(|e| err(e.to_string()))?;
-    }
-    tmp.persist(path).map_err(|e| err(e.error.to_string()))?;
-    Ok(())
+        w.flush()
+    })
+    .map_err(|e| err(e.to_string()))
 }
 
 /// Reads a manifest written by [`run`].

@@ -67,53 +67,14 @@ macro_rules! require_shared {
     };
 }
 
-/// Reads a little-endian float32 `.npy` file (NumPy format 1.x/2.x, C order):
-/// its shape and values.
+/// Reads a little-endian float32 `.npy` file (C order): its shape and
+/// values ([`cnnspot_files::npy::read_f32`], as an `io::Result`).
 pub fn read_npy_f32(path: &Path) -> std::io::Result<(Vec<usize>, Vec<f32>)> {
-    use std::io::{Error, ErrorKind};
-    let bad = |m: &str| Error::new(ErrorKind::InvalidData, format!("{}: {m}", path.display()));
-    let bytes = std::fs::read(path)?;
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(bad("not a .npy file"));
-    }
-    let (header_len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        _ if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        _ => return Err(bad("truncated header")),
-    };
-    let header = std::str::from_utf8(
-        bytes
-            .get(start..start + header_len)
-            .ok_or_else(|| bad("truncated header"))?,
-    )
-    .map_err(|_| bad("header is not text"))?;
-    if !header.contains("'descr': '<f4'") || header.contains("'fortran_order': True") {
-        return Err(bad("expected little-endian float32 in C order"));
-    }
-    let shape_text = header
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .ok_or_else(|| bad("no shape"))?;
-    let shape: Vec<usize> = shape_text
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map_err(|_| bad("bad shape")))
-        .collect::<Result<_, _>>()?;
-    let data = &bytes[start + header_len..];
-    let n: usize = shape.iter().product();
-    if data.len() != n * 4 {
-        return Err(bad("data length does not match the shape"));
-    }
-    let values = data
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Ok((shape, values))
+    use cnnspot_files::npy::{read_f32, NpyError};
+    read_f32(path).map_err(|e| match e {
+        NpyError::Io { source, .. } => source,
+        other => std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
+    })
 }
 
 /// Reads and parses a JSON fixture under `shared/fixtures`.

@@ -213,56 +213,15 @@ pub(crate) fn write_body(
     Ok(())
 }
 
-/// Writes a file atomically: `fill` writes into a temporary file in the same
-/// folder, which is flushed, synced, then renamed over `path`.
+/// Writes a file atomically ([`cnnspot_files::write_atomic_with`]): `fill`
+/// writes into a temporary file that replaces `path` once complete.
 pub(crate) fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), Error> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let io = |action: &'static str, p: &Path| {
-        let p = p.to_path_buf();
-        move |source| Error::Io {
-            action,
-            path: p,
-            source,
-        }
-    };
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "weights".into());
-    let prefix = format!(".{file_name}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    // tempfile's default 0600 would make every weight file private; a file
-    // created the ordinary way (as torch.save does) gets 0666 less the umask.
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let mut tmp = builder
-        .tempfile_in(&dir)
-        .map_err(io("cannot create a temporary file in", &dir))?;
-    {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-        fill(&mut w)
-            .and_then(|_| w.flush())
-            .map_err(io("cannot write", path))?;
-    }
-    tmp.as_file()
-        .sync_all()
-        .map_err(io("cannot sync", tmp.path()))?;
-    tmp.persist(path).map_err(|e| Error::Io {
-        action: "cannot rename the temporary file to",
+    cnnspot_files::write_atomic_with(path, fill).map_err(|source| Error::Io {
+        action: "cannot write",
         path: path.to_path_buf(),
-        source: e.error,
-    })?;
-    // Make the rename itself durable (best effort; not possible everywhere).
-    #[cfg(unix)]
-    if let Ok(d) = std::fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+        source,
+    })
 }

@@ -159,7 +159,7 @@ fn fixture_gap(detector: &Detector, weights: &Path) -> Result<Option<f64>> {
         let (Some(file), Some(want)) = (case["input_file"].as_str(), case["logit"].as_f64()) else {
             continue;
         };
-        let Ok((shape, data)) = read_npy(&dir.join(file)) else {
+        let Ok((shape, data)) = cnnspot_files::npy::read_f32(&dir.join(file)) else {
             continue;
         };
         if shape.len() != 4 {
@@ -169,53 +169,6 @@ fn fixture_gap(detector: &Detector, weights: &Path) -> Result<Option<f64>> {
         gap = gap.max((got[0] as f64 - want).abs());
     }
     Ok(Some(gap))
-}
-
-/// A little-endian float32 C-order `.npy` file.
-fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
-    let bytes = std::fs::read(path)?;
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        bail!("{} is not a .npy file", path.display());
-    }
-    let (header_len, start) = if bytes[6] == 1 {
-        (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10)
-    } else {
-        if bytes.len() < 12 {
-            bail!("{} is truncated", path.display());
-        }
-        (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        )
-    };
-    let header = std::str::from_utf8(bytes.get(start..start + header_len).unwrap_or_default())?;
-    if !header.contains("'<f4'") || header.contains("'fortran_order': True") {
-        bail!("{} is not little-endian float32 in C order", path.display());
-    }
-    let shape_text = header
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .unwrap_or_default();
-    let shape: Vec<usize> = shape_text
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let Some(body) = bytes.get(start + header_len..) else {
-        bail!("{} is truncated", path.display());
-    };
-    let data: Vec<f32> = body
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    if data.len() != shape.iter().product::<usize>() {
-        bail!(
-            "{} holds {} values, not {shape:?}",
-            path.display(),
-            data.len()
-        );
-    }
-    Ok((shape, data))
 }
 
 /// Images per second of `detect`'s pipeline on a folder, and of the model
