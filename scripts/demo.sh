@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 cargo build --release --locked -p cnnspot
-bin=target/release/cnnspot
+bin="${CARGO_TARGET_DIR:-target}/release/cnnspot"
 
 "$bin" weights list
 "$bin" detect samples/
