@@ -49,7 +49,7 @@ pub const KNOWN: &[KnownCheckpoint] = &[
         file_name: "blur_jpg_prob0.5.pth",
         url: "https://www.dropbox.com/s/2g2jagq2jn1fd0i/blur_jpg_prob0.5.pth?dl=1",
         description: "ResNet-50 trained on ProGAN images (20 LSUN classes) with blur and JPEG \
-                      augmentation, each with probability 0.5; the paper's main model (default)",
+                      augmentation, each with probability 0.5; the paper's main model",
     },
     KnownCheckpoint {
         name: "blur_jpg_prob0.1",
