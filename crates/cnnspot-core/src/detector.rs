@@ -182,6 +182,7 @@ impl Detector {
             path: path.to_path_buf(),
             source,
         };
+        crate::model::check_detector_values(&state).map_err(model_err)?;
         let (route, arch) = match burn_device {
             Some(device) => {
                 let (net, arch) = ResNet::from_state_dict(&state, device).map_err(model_err)?;
@@ -204,15 +205,6 @@ impl Detector {
             .filter(|(n, _)| n.ends_with(".weight") || n.ends_with(".bias"))
             .map(|(_, (_, v))| v.len() as u64)
             .sum();
-        if let Some((name, _)) = state
-            .iter()
-            .find(|(_, (_, values))| values.iter().any(|v| !v.is_finite()))
-        {
-            return Err(Error::Model {
-                path: path.to_path_buf(),
-                source: crate::error::ModelError::NonFinite(name.clone()),
-            });
-        }
         Ok(Detector {
             route,
             arch,

@@ -16,6 +16,26 @@ pub enum ModelError {
     /// The head has no outputs, so there is no logit to score with.
     #[error("{0} has no outputs (its first dimension is 0)")]
     EmptyHead(String),
+    /// A BatchNorm running variance below zero: its square root, which
+    /// every eval-mode BatchNorm takes, is NaN.
+    #[error("tensor {tensor} holds a negative variance ({value} at index {index})")]
+    NegativeVariance {
+        /// The `running_var` tensor.
+        tensor: String,
+        /// The first negative element.
+        index: usize,
+        /// Its value.
+        value: f32,
+    },
+    /// A detector scores with one logit; this head has another count (an
+    /// ImageNet classifier has 1000).
+    #[error("{tensor} has {outputs} outputs; a detector has 1 (real/synthetic logit)")]
+    NotADetectorHead {
+        /// The head's weight tensor.
+        tensor: String,
+        /// Its first dimension.
+        outputs: usize,
+    },
     /// A tensor the network needs is absent.
     #[error("tensor {0} is missing")]
     MissingTensor(String),

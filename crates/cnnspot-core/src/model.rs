@@ -311,6 +311,40 @@ pub fn describe_state_dict(state: &StateDict) -> Result<(Arch, usize), ModelErro
     Ok((arch, num_outputs))
 }
 
+/// Checks the values of a state dict a detector will score with: those of
+/// [`check_values`], and a head with exactly one output.
+pub fn check_detector_values(state: &StateDict) -> Result<(), ModelError> {
+    check_values(state)?;
+    let (arch, outputs) = describe_state_dict(state)?;
+    if outputs != 1 {
+        return Err(ModelError::NotADetectorHead {
+            tensor: format!("{}.weight", arch.head_name()),
+            outputs,
+        });
+    }
+    Ok(())
+}
+
+/// Checks that every tensor is finite and every BatchNorm running variance
+/// non-negative; the first problem found, naming the tensor.
+pub fn check_values(state: &StateDict) -> Result<(), ModelError> {
+    for (name, (_, values)) in state {
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(ModelError::NonFinite(name.clone()));
+        }
+        if name.ends_with("running_var") {
+            if let Some((index, &value)) = values.iter().enumerate().find(|(_, &v)| v < 0.0) {
+                return Err(ModelError::NegativeVariance {
+                    tensor: name.clone(),
+                    index,
+                    value,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn tensor_from(state: &StateDict, name: &str) -> Result<TensorData, ModelError> {
     let (shape, values) = state
         .get(name)

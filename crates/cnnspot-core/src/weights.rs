@@ -56,6 +56,7 @@ pub fn info(path: &Path) -> Result<WeightsInfo> {
         .sum();
     let problem = describe_state_dict(&shapes_only(&ckpt))
         .err()
+        .or_else(|| crate::model::check_values(&state_dict(&ckpt)).err())
         .map(|e| e.to_string());
     Ok(WeightsInfo {
         format: ckpt.format.to_string(),

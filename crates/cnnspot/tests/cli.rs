@@ -371,3 +371,138 @@ fn weights_info_and_convert() {
     assert_eq!(info["format"], "safetensors");
     assert_eq!(info["parameters"], 23_510_081);
 }
+
+/// A random NPR checkpoint with `outputs` head outputs (made here, no
+/// ../shared), after `spoil` has changed some of its values.
+fn npr_checkpoint(
+    path: &Path,
+    outputs: usize,
+    spoil: impl Fn(&str, &mut Vec<f32>),
+) -> cnnspot_core::Arch {
+    use cnnspot_core::model::expected_parameters;
+    use cnnspot_weights::TensorView;
+    let mut seed = 12345u64;
+    let mut tensors = Vec::new();
+    for (name, shape) in expected_parameters(cnnspot_core::Arch::Npr, outputs) {
+        let n: usize = shape.iter().product();
+        let mut values: Vec<f32> = (0..n)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1
+            })
+            .collect();
+        if name.ends_with("running_var") || name.ends_with("bn1.weight") {
+            values.iter_mut().for_each(|v| *v = 1.0 + v.abs());
+        }
+        spoil(&name, &mut values);
+        tensors.push((name, TensorView::from_f32(shape, &values).unwrap()));
+    }
+    cnnspot_weights::save_safetensors(&tensors, path).unwrap();
+    cnnspot_core::Arch::Npr
+}
+
+/// Checkpoints that would score NaN or nonsense are refused when loaded, in
+/// one sentence naming the tensor, by `detect` (and so `eval`, `serve`,
+/// `robustness`, which load through the same `Detector`), and `weights info`
+/// says why; the healthy checkpoint they were made from scores.
+#[test]
+fn checkpoints_with_bad_values_or_heads_are_refused_naming_the_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("a.png");
+    image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 3, y as u8 * 5, 90]))
+        .save(&img)
+        .unwrap();
+    let good = dir.path().join("good.safetensors");
+    npr_checkpoint(&good, 1, |_, _| {});
+    let out = cnnspot(
+        &[
+            "detect",
+            "-q",
+            "--format",
+            "jsonl",
+            "--weights",
+            good.to_str().unwrap(),
+            img.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(jsonl(&out)[0]["logit"].as_f64().unwrap().is_finite());
+
+    let cases: Vec<(&str, usize, Box<dyn Fn(&str, &mut Vec<f32>)>, &str)> = vec![
+        (
+            "nan-head",
+            1,
+            Box::new(|n: &str, v: &mut Vec<f32>| {
+                if n == "fc1.weight" {
+                    v[7] = f32::NAN;
+                }
+            }),
+            "tensor fc1.weight holds a NaN or infinite value",
+        ),
+        (
+            "inf-stat",
+            1,
+            Box::new(|n: &str, v: &mut Vec<f32>| {
+                if n == "layer2.0.bn2.running_mean" {
+                    v[0] = f32::INFINITY;
+                }
+            }),
+            "tensor layer2.0.bn2.running_mean holds a NaN or infinite value",
+        ),
+        (
+            "negative-variance",
+            1,
+            Box::new(|n: &str, v: &mut Vec<f32>| {
+                if n == "layer1.1.bn3.running_var" {
+                    v[5] = -0.25;
+                }
+            }),
+            "tensor layer1.1.bn3.running_var holds a negative variance (-0.25 at index 5)",
+        ),
+        (
+            "empty-head",
+            0,
+            Box::new(|_: &str, _: &mut Vec<f32>| {}),
+            "fc1.weight has no outputs",
+        ),
+        (
+            "two-outputs",
+            2,
+            Box::new(|_: &str, _: &mut Vec<f32>| {}),
+            "fc1.weight has 2 outputs; a detector has 1",
+        ),
+    ];
+    for (name, outputs, spoil, says) in cases {
+        let ckpt = dir.path().join(format!("{name}.safetensors"));
+        npr_checkpoint(&ckpt, outputs, spoil);
+        let out = cnnspot(
+            &[
+                "detect",
+                "--weights",
+                ckpt.to_str().unwrap(),
+                img.to_str().unwrap(),
+            ],
+            &[],
+        );
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(says), "{name}: {err}");
+        assert!(
+            err.contains(&format!("{name}.safetensors")),
+            "{name}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{name}: no verdict may be printed");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+
+        let info = cnnspot(&["weights", "info", ckpt.to_str().unwrap()], &[]);
+        let info_text = format!("{}{}", text(&info.stdout), text(&info.stderr));
+        // A two-output head loads into a model (it can be fine-tuned), so
+        // only `detect` refuses it; every other case is a problem in `info`.
+        if name != "two-outputs" {
+            assert!(info_text.contains(says), "{name}: {info_text}");
+        }
+    }
+}
