@@ -377,7 +377,7 @@ fn weights_info_and_convert() {
 fn npr_checkpoint(
     path: &Path,
     outputs: usize,
-    spoil: impl Fn(&str, &mut Vec<f32>),
+    spoil: impl Fn(&str, &mut [f32]),
 ) -> cnnspot_core::Arch {
     use cnnspot_core::model::expected_parameters;
     use cnnspot_weights::TensorView;
@@ -431,11 +431,12 @@ fn checkpoints_with_bad_values_or_heads_are_refused_naming_the_tensor() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(jsonl(&out)[0]["logit"].as_f64().unwrap().is_finite());
 
-    let cases: Vec<(&str, usize, Box<dyn Fn(&str, &mut Vec<f32>)>, &str)> = vec![
+    type Spoil = Box<dyn Fn(&str, &mut [f32])>;
+    let cases: Vec<(&str, usize, Spoil, &str)> = vec![
         (
             "nan-head",
             1,
-            Box::new(|n: &str, v: &mut Vec<f32>| {
+            Box::new(|n: &str, v: &mut [f32]| {
                 if n == "fc1.weight" {
                     v[7] = f32::NAN;
                 }
@@ -445,7 +446,7 @@ fn checkpoints_with_bad_values_or_heads_are_refused_naming_the_tensor() {
         (
             "inf-stat",
             1,
-            Box::new(|n: &str, v: &mut Vec<f32>| {
+            Box::new(|n: &str, v: &mut [f32]| {
                 if n == "layer2.0.bn2.running_mean" {
                     v[0] = f32::INFINITY;
                 }
@@ -455,7 +456,7 @@ fn checkpoints_with_bad_values_or_heads_are_refused_naming_the_tensor() {
         (
             "negative-variance",
             1,
-            Box::new(|n: &str, v: &mut Vec<f32>| {
+            Box::new(|n: &str, v: &mut [f32]| {
                 if n == "layer1.1.bn3.running_var" {
                     v[5] = -0.25;
                 }
@@ -465,13 +466,13 @@ fn checkpoints_with_bad_values_or_heads_are_refused_naming_the_tensor() {
         (
             "empty-head",
             0,
-            Box::new(|_: &str, _: &mut Vec<f32>| {}),
+            Box::new(|_: &str, _: &mut [f32]| {}),
             "fc1.weight has no outputs",
         ),
         (
             "two-outputs",
             2,
-            Box::new(|_: &str, _: &mut Vec<f32>| {}),
+            Box::new(|_: &str, _: &mut [f32]| {}),
             "fc1.weight has 2 outputs; a detector has 1",
         ),
     ];
