@@ -114,6 +114,8 @@ mod tests {
             sha256_bytes(b""),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+        let mut empty: &[u8] = b"";
+        assert_eq!(sha256_reader(&mut empty).unwrap(), sha256_bytes(b""));
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("abc");
         std::fs::write(&p, b"abc").unwrap();
