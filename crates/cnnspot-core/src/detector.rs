@@ -10,9 +10,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use cnnspot_image::{ImageError, PreprocessOptions, Preprocessed};
 
 use crate::error::{Error, Result};
-use crate::infer::{FastResNet, Tiling};
 use crate::model::{Arch, ResNet};
 use crate::weights;
+use cnnspot_engine::{FastResNet, Tiling};
 
 /// Pixels per image above which a forward pass is refused by default
 /// (16.7 million, e.g. 4096x4096; the fast engine needs about 300 bytes per
@@ -23,7 +23,7 @@ pub const DEFAULT_MAX_INFER_PIXELS: u64 = 1 << 24;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
-    /// The inference engine of [`crate::infer`]: BatchNorm folded, NHWC,
+    /// The inference engine of [`cnnspot_engine`]: BatchNorm folded, NHWC,
     /// AVX-512 kernels where the CPU has them. The default.
     #[default]
     Fast,
@@ -150,7 +150,7 @@ impl Detector {
         let ckpt = cnnspot_weights::load_bytes(crate::builtin::WEIGHTS)?;
         let device = default_device();
         let burn_device = (engine == Engine::Burn).then_some(&device);
-        let sha256 = cnnspot_fetch::sha256_bytes(crate::builtin::WEIGHTS);
+        let sha256 = cnnspot_files::sha256_bytes(crate::builtin::WEIGHTS);
         let mut detector = Self::from_checkpoint(ckpt, path, sha256, burn_device)?;
         let calibration = crate::builtin::calibration()?;
         detector.temperature = calibration.temperature;
@@ -160,7 +160,7 @@ impl Detector {
 
     fn load_route(path: &Path, burn_device: Option<&Device>) -> Result<Detector> {
         let ckpt = weights::read(path)?;
-        let sha256 = cnnspot_fetch::sha256_file(path).map_err(|source| Error::Io {
+        let sha256 = cnnspot_files::sha256_file(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
         })?;

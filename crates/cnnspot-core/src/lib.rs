@@ -16,13 +16,9 @@
 pub mod builtin;
 pub mod detector;
 pub mod error;
-pub mod infer;
 pub mod model;
-pub mod netspec;
-pub mod train;
 pub mod weights;
 
-pub use cnnspot_fetch as fetch;
 pub use cnnspot_image as image;
 pub use cnnspot_image::{PreprocessOptions, Preprocessed};
 pub use detector::{

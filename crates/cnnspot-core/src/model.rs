@@ -1,10 +1,8 @@
-//! The networks of [`crate::netspec`] built on burn: torchvision's ResNet
+//! The networks of [`cnnspot_net`] built on burn: torchvision's ResNet
 //! family and NPR, with a one-logit head.
 //!
 //! Every layer, name and shape comes from the [`NetSpec`], so a torchvision
 //! (or NPR) state dict maps onto the model one tensor for one tensor.
-
-use std::collections::BTreeMap;
 
 use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -14,9 +12,11 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::{adaptive_avg_pool2d, batch_norm_train};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::error::ModelError;
-pub use crate::netspec::Arch;
-use crate::netspec::{is_head_weight, ConvSpec, InputTransform, NetSpec};
+pub use cnnspot_net::{
+    check_detector_values, check_state_dict, check_values, describe_state_dict,
+    expected_parameters, Arch, ModelError, StateDict,
+};
+use cnnspot_net::{is_head_weight, ConvSpec, InputTransform, NetSpec};
 
 /// BatchNorm as PyTorch computes it. In training (an autodiff input and a
 /// layer not frozen) it normalises with the batch statistics and moves the
@@ -108,7 +108,7 @@ impl Block {
     }
 }
 
-/// A network of [`crate::netspec`] (torchvision's ResNet, or NPR) with its
+/// A network of [`cnnspot_net`] (torchvision's ResNet, or NPR) with its
 /// head producing `num_outputs` logits.
 #[derive(Module, Debug)]
 pub struct ResNet {
@@ -238,111 +238,8 @@ fn npr_input(x: Tensor<4>) -> Tensor<4> {
         .try_into_vec::<f32>()
         .unwrap_or_default();
     values.resize(n * c * h * w, 0.0);
-    crate::netspec::npr_residual(&mut values, h, w);
+    cnnspot_net::npr_residual(&mut values, h, w);
     Tensor::from_data(TensorData::new(values, [n, c, h, w]), &device)
-}
-
-/// Parameters by torchvision name, as f32 values and shapes.
-///
-/// Both the weight readers and the training checkpoints speak this form.
-pub type StateDict = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
-
-/// Every parameter name of `arch` with its shape, in torchvision's order.
-/// `num_batches_tracked` buffers are left out.
-pub fn expected_parameters(arch: Arch, num_outputs: usize) -> Vec<(String, Vec<usize>)> {
-    arch.spec(num_outputs).parameters()
-}
-
-fn is_ignored_buffer(name: &str) -> bool {
-    name.ends_with("num_batches_tracked")
-}
-
-/// Checks a state dict against `arch` and lists, in one error, every
-/// missing, unexpected and wrongly shaped tensor.
-pub fn check_state_dict(
-    state: &StateDict,
-    arch: Arch,
-    num_outputs: usize,
-) -> Result<(), ModelError> {
-    let expected = expected_parameters(arch, num_outputs);
-    let mut missing = Vec::new();
-    let mut wrong_shape = Vec::new();
-    for (name, shape) in &expected {
-        match state.get(name) {
-            None => missing.push(name.clone()),
-            Some((got, _)) if got != shape => {
-                wrong_shape.push(format!("{name} is {got:?}, expected {shape:?}"))
-            }
-            Some(_) => {}
-        }
-    }
-    let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
-    let unexpected: Vec<String> = state
-        .keys()
-        .filter(|k| !known.contains(k.as_str()) && !is_ignored_buffer(k))
-        .cloned()
-        .collect();
-    if missing.is_empty() && unexpected.is_empty() && wrong_shape.is_empty() {
-        Ok(())
-    } else {
-        Err(ModelError::Mismatch {
-            arch,
-            missing,
-            unexpected,
-            wrong_shape,
-        })
-    }
-}
-
-/// The architecture and head size a state dict describes, after checking
-/// that every tensor is there with the right shape and that the head has
-/// at least one output.
-pub fn describe_state_dict(state: &StateDict) -> Result<(Arch, usize), ModelError> {
-    let arch = Arch::infer(state.keys().map(String::as_str)).ok_or(ModelError::UnknownArch)?;
-    let head = format!("{}.weight", arch.head_name());
-    let num_outputs = state
-        .get(&head)
-        .and_then(|(s, _)| s.first().copied())
-        .ok_or_else(|| ModelError::MissingTensor(head.clone()))?;
-    if num_outputs == 0 {
-        return Err(ModelError::EmptyHead(head));
-    }
-    check_state_dict(state, arch, num_outputs)?;
-    Ok((arch, num_outputs))
-}
-
-/// Checks the values of a state dict a detector will score with: those of
-/// [`check_values`], and a head with exactly one output.
-pub fn check_detector_values(state: &StateDict) -> Result<(), ModelError> {
-    check_values(state)?;
-    let (arch, outputs) = describe_state_dict(state)?;
-    if outputs != 1 {
-        return Err(ModelError::NotADetectorHead {
-            tensor: format!("{}.weight", arch.head_name()),
-            outputs,
-        });
-    }
-    Ok(())
-}
-
-/// Checks that every tensor is finite and every BatchNorm running variance
-/// non-negative; the first problem found, naming the tensor.
-pub fn check_values(state: &StateDict) -> Result<(), ModelError> {
-    for (name, (_, values)) in state {
-        if values.iter().any(|v| !v.is_finite()) {
-            return Err(ModelError::NonFinite(name.clone()));
-        }
-        if name.ends_with("running_var") {
-            if let Some((index, &value)) = values.iter().enumerate().find(|(_, &v)| v < 0.0) {
-                return Err(ModelError::NegativeVariance {
-                    tensor: name.clone(),
-                    index,
-                    value,
-                });
-            }
-        }
-    }
-    Ok(())
 }
 
 fn tensor_from(state: &StateDict, name: &str) -> Result<TensorData, ModelError> {

@@ -16,7 +16,7 @@ fn embedded_weights_match_the_card() {
     let card = card();
     let cal = builtin::calibration().unwrap();
     assert_eq!(
-        cnnspot_core::fetch::sha256_bytes(builtin::WEIGHTS),
+        cnnspot_files::sha256_bytes(builtin::WEIGHTS),
         cal.sha256,
         "the embedded weights are not the ones the card was made for"
     );

@@ -7,6 +7,7 @@ pub mod config;
 pub mod curves;
 pub mod data;
 pub mod run;
+pub mod step;
 
 pub use config::TrainConfig;
 pub use run::{train, Event, Summary};

@@ -4,10 +4,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::step::schedule::{Decision, Schedule};
+use crate::step::{AdamConfig, TorchMoments, Trainer};
 use cnnspot_augment::rand::RngExt;
 use cnnspot_core::model::expected_parameters;
-use cnnspot_core::train::schedule::{Decision, Schedule};
-use cnnspot_core::train::{AdamConfig, TorchMoments, Trainer};
 use cnnspot_core::{default_device, Arch, StateDict};
 use cnnspot_weights::{AdamParamState, AdamState, TensorView, TrainingCheckpoint};
 use serde::{Deserialize, Serialize};

@@ -46,7 +46,7 @@ pub struct BenchArgs {
 
 pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
     if let Some(n) = args.threads {
-        cnnspot_core::infer::set_threads(n).context("cannot size the thread pool")?;
+        cnnspot_engine::set_threads(n).context("cannot size the thread pool")?;
     }
     let detector = args.model.open()?;
     let weights = detector.info().path.clone();
@@ -60,7 +60,7 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
         );
     }
     out.insert("arch".into(), json!(detector.arch().name()));
-    out.insert("threads".into(), json!(cnnspot_core::infer::threads()));
+    out.insert("threads".into(), json!(cnnspot_engine::threads()));
     out.insert("weights".into(), json!(weights.display().to_string()));
 
     let runs = args.runs as usize;

@@ -87,7 +87,7 @@ pub fn run(
         "arch": detector.arch().name(),
         "temperature": cal.temperature,
         "threshold": cal.threshold,
-        "sha256": cnnspot_core::fetch::sha256_bytes(&bytes),
+        "sha256": cnnspot_files::sha256_bytes(&bytes),
         "bytes": bytes.len(),
         "source_checkpoint": checkpoint.file_name().map(|n| n.to_string_lossy().into_owned()),
         "validation": {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use cnnspot_core::fetch as weights_fetch;
+use cnnspot_fetch as weights_fetch;
 use cnnspot_generators::catalogue::{self, CatalogueEntry};
 use cnnspot_generators::fetch::{self, FetchError, FetchEvent};
 

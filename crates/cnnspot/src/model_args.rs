@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use cnnspot_core::{fetch, Detector, Engine, DEFAULT_MAX_INFER_PIXELS};
+use cnnspot_core::{Detector, Engine, DEFAULT_MAX_INFER_PIXELS};
+use cnnspot_fetch as fetch;
 
 use crate::CacheArgs;
 

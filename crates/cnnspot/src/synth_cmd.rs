@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
-use cnnspot_core::fetch as weights_fetch;
+use cnnspot_fetch as weights_fetch;
 use cnnspot_generators::catalogue;
 use cnnspot_generators::fetch::is_cached;
 use cnnspot_generators::sr::NcnnSuperResolution;

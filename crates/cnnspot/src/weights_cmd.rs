@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
-use cnnspot_core::fetch::{self, FetchOptions};
 use cnnspot_core::weights;
+use cnnspot_fetch::{self as fetch, FetchOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::CacheArgs;

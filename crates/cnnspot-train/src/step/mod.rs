@@ -8,8 +8,8 @@ pub use adam::{Adam, AdamConfig, Moments};
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::error::{Error, Result};
-use crate::model::{ResNet, StateDict};
+use cnnspot_core::model::{ResNet, StateDict};
+use cnnspot_core::{Error, Result};
 
 /// Binary cross-entropy on logits, averaged over the batch, computed as
 /// PyTorch's `BCEWithLogitsLoss` does (stable for large |logit|).

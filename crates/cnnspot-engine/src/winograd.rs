@@ -174,6 +174,8 @@ impl Winograd {
                                     self.packed.as_ptr().add((xi * panels + p) * cin * NR)
                                 },
                                 bias: ZERO_BIAS.as_ptr(),
+                                // SAFETY: r0 < rows and p - p0 < this task's
+                                // panels: inside this position's M.
                                 c: unsafe { m_xi.add(r0 * ncols + (p - p0) * NR) },
                                 ldc: ncols,
                                 residual: std::ptr::null(),
@@ -300,6 +302,9 @@ fn transform_input(
 /// As [`transform_input_body`], with the 16 values of a patch held in
 /// registers (the portable version, vectorised by the compiler, spilled
 /// its arrays to the stack and ran ten times slower).
+///
+/// # Safety
+/// The CPU must have AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn transform_input_avx512(
@@ -310,51 +315,59 @@ unsafe fn transform_input_avx512(
     t1: usize,
     v: &mut [f32],
 ) {
-    use std::arch::x86_64::*;
-    let rows = t1 - t0;
-    let per_image = g.th * g.tw;
-    assert!(v.len() >= 16 * rows * cin);
-    let (sp, vp) = (src.as_ptr(), v.as_mut_ptr());
-    for t in t0..t1 {
-        let (img, rest) = (t / per_image, t % per_image);
-        let (ty, tx) = (rest / g.tw, rest % g.tw);
-        let i = t - t0;
-        // The patch's last row and column lie inside the padded frame.
-        assert!(((img * g.hp + 2 * ty + 3) * g.wp + 2 * tx + 4) * cin <= src.len());
-        let mut ch = 0;
-        while ch < cin {
-            let lanes = LANES.min(cin - ch);
-            let mask: __mmask16 = if lanes == LANES {
-                0xffff
-            } else {
-                (1u16 << lanes) - 1
-            };
-            let at = |r: usize, c: usize| {
-                sp.add(((img * g.hp + 2 * ty + r) * g.wp + 2 * tx + c) * cin + ch)
-            };
-            let mut t = [[_mm512_setzero_ps(); 4]; 4];
-            for c in 0..4 {
-                let d0 = _mm512_maskz_loadu_ps(mask, at(0, c));
-                let d1 = _mm512_maskz_loadu_ps(mask, at(1, c));
-                let d2 = _mm512_maskz_loadu_ps(mask, at(2, c));
-                let d3 = _mm512_maskz_loadu_ps(mask, at(3, c));
-                t[0][c] = _mm512_sub_ps(d0, d2);
-                t[1][c] = _mm512_add_ps(d1, d2);
-                t[2][c] = _mm512_sub_ps(d2, d1);
-                t[3][c] = _mm512_sub_ps(d1, d3);
-            }
-            for (r, tr) in t.iter().enumerate() {
-                let o = [
-                    _mm512_sub_ps(tr[0], tr[2]),
-                    _mm512_add_ps(tr[1], tr[2]),
-                    _mm512_sub_ps(tr[2], tr[1]),
-                    _mm512_sub_ps(tr[1], tr[3]),
-                ];
-                for (c, &ov) in o.iter().enumerate() {
-                    _mm512_mask_storeu_ps(vp.add(((r * 4 + c) * rows + i) * cin + ch), mask, ov);
+    // SAFETY: by this function's contract the CPU has AVX-512F; the slices bound
+    // every access.
+    unsafe {
+        use std::arch::x86_64::*;
+        let rows = t1 - t0;
+        let per_image = g.th * g.tw;
+        assert!(v.len() >= 16 * rows * cin);
+        let (sp, vp) = (src.as_ptr(), v.as_mut_ptr());
+        for t in t0..t1 {
+            let (img, rest) = (t / per_image, t % per_image);
+            let (ty, tx) = (rest / g.tw, rest % g.tw);
+            let i = t - t0;
+            // The patch's last row and column lie inside the padded frame.
+            assert!(((img * g.hp + 2 * ty + 3) * g.wp + 2 * tx + 4) * cin <= src.len());
+            let mut ch = 0;
+            while ch < cin {
+                let lanes = LANES.min(cin - ch);
+                let mask: __mmask16 = if lanes == LANES {
+                    0xffff
+                } else {
+                    (1u16 << lanes) - 1
+                };
+                let at = |r: usize, c: usize| {
+                    sp.add(((img * g.hp + 2 * ty + r) * g.wp + 2 * tx + c) * cin + ch)
+                };
+                let mut t = [[_mm512_setzero_ps(); 4]; 4];
+                for c in 0..4 {
+                    let d0 = _mm512_maskz_loadu_ps(mask, at(0, c));
+                    let d1 = _mm512_maskz_loadu_ps(mask, at(1, c));
+                    let d2 = _mm512_maskz_loadu_ps(mask, at(2, c));
+                    let d3 = _mm512_maskz_loadu_ps(mask, at(3, c));
+                    t[0][c] = _mm512_sub_ps(d0, d2);
+                    t[1][c] = _mm512_add_ps(d1, d2);
+                    t[2][c] = _mm512_sub_ps(d2, d1);
+                    t[3][c] = _mm512_sub_ps(d1, d3);
                 }
+                for (r, tr) in t.iter().enumerate() {
+                    let o = [
+                        _mm512_sub_ps(tr[0], tr[2]),
+                        _mm512_add_ps(tr[1], tr[2]),
+                        _mm512_sub_ps(tr[2], tr[1]),
+                        _mm512_sub_ps(tr[1], tr[3]),
+                    ];
+                    for (c, &ov) in o.iter().enumerate() {
+                        _mm512_mask_storeu_ps(
+                            vp.add(((r * 4 + c) * rows + i) * cin + ch),
+                            mask,
+                            ov,
+                        );
+                    }
+                }
+                ch += lanes;
             }
-            ch += lanes;
         }
     }
 }
@@ -417,6 +430,12 @@ fn transform_input_body(
     }
 }
 
+/// Transforms the tiles `t0..t0 + rows` back to pixels with the kernel
+/// `isa` picks.
+///
+/// # Safety
+/// `isa` must be supported by the CPU, and `out` valid as
+/// [`transform_output_body`] requires.
 #[allow(clippy::too_many_arguments)]
 unsafe fn transform_output(
     isa: Isa,
@@ -429,14 +448,22 @@ unsafe fn transform_output(
     e: &Epilogue,
     out: *mut f32,
 ) {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => transform_output_avx512(m, rows, ncols, g, t0, cols, e, out),
-        _ => transform_output_body(m, rows, ncols, g, t0, cols, e, out),
+    // SAFETY: the caller upholds this function's contract, which is that of both
+    // bodies.
+    unsafe {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => transform_output_avx512(m, rows, ncols, g, t0, cols, e, out),
+            _ => transform_output_body(m, rows, ncols, g, t0, cols, e, out),
+        }
     }
 }
 
 /// As [`transform_output_body`], in registers.
+///
+/// # Safety
+/// The CPU must have AVX-512F, and `out` valid as
+/// [`transform_output_body`] requires.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
@@ -450,69 +477,78 @@ unsafe fn transform_output_avx512(
     e: &Epilogue,
     out: *mut f32,
 ) {
-    use std::arch::x86_64::*;
-    let per_image = g.th * g.tw;
-    let cout = e.cout;
-    assert!(m.len() >= 16 * rows * ncols && cols.1 <= e.bias.len());
-    let mp = m.as_ptr();
-    let zero = _mm512_setzero_ps();
-    for i in 0..rows {
-        let t = t0 + i;
-        let (img, rest) = (t / per_image, t % per_image);
-        let (ty, tx) = (rest / g.tw, rest % g.tw);
-        let mut col = cols.0;
-        while col < cols.1 {
-            let lanes = LANES.min(cols.1 - col);
-            let mask: __mmask16 = if lanes == LANES {
-                0xffff
-            } else {
-                (1u16 << lanes) - 1
-            };
-            let local = col - cols.0;
-            let at = |r: usize, c: usize| mp.add(((r * 4 + c) * rows + i) * ncols + local);
-            let mut s = [[zero; 4]; 2];
-            for c in 0..4 {
-                let m0 = _mm512_maskz_loadu_ps(mask, at(0, c));
-                let m1 = _mm512_maskz_loadu_ps(mask, at(1, c));
-                let m2 = _mm512_maskz_loadu_ps(mask, at(2, c));
-                let m3 = _mm512_maskz_loadu_ps(mask, at(3, c));
-                s[0][c] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
-                s[1][c] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
-            }
-            let bias = _mm512_maskz_loadu_ps(mask, e.bias.as_ptr().add(col));
-            for (r, sr) in s.iter().enumerate() {
-                let y = 2 * ty + r;
-                if y >= g.h {
-                    continue;
+    // SAFETY: by this function's contract the CPU has AVX-512F and `out` is valid
+    // for the pixels and columns this call writes.
+    unsafe {
+        use std::arch::x86_64::*;
+        let per_image = g.th * g.tw;
+        let cout = e.cout;
+        assert!(m.len() >= 16 * rows * ncols && cols.1 <= e.bias.len());
+        let mp = m.as_ptr();
+        let zero = _mm512_setzero_ps();
+        for i in 0..rows {
+            let t = t0 + i;
+            let (img, rest) = (t / per_image, t % per_image);
+            let (ty, tx) = (rest / g.tw, rest % g.tw);
+            let mut col = cols.0;
+            while col < cols.1 {
+                let lanes = LANES.min(cols.1 - col);
+                let mask: __mmask16 = if lanes == LANES {
+                    0xffff
+                } else {
+                    (1u16 << lanes) - 1
+                };
+                let local = col - cols.0;
+                let at = |r: usize, c: usize| mp.add(((r * 4 + c) * rows + i) * ncols + local);
+                let mut s = [[zero; 4]; 2];
+                for c in 0..4 {
+                    let m0 = _mm512_maskz_loadu_ps(mask, at(0, c));
+                    let m1 = _mm512_maskz_loadu_ps(mask, at(1, c));
+                    let m2 = _mm512_maskz_loadu_ps(mask, at(2, c));
+                    let m3 = _mm512_maskz_loadu_ps(mask, at(3, c));
+                    s[0][c] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+                    s[1][c] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
                 }
-                let yv = [
-                    _mm512_add_ps(_mm512_add_ps(sr[0], sr[1]), sr[2]),
-                    _mm512_sub_ps(_mm512_sub_ps(sr[1], sr[2]), sr[3]),
-                ];
-                for (c, &v) in yv.iter().enumerate() {
-                    let x = 2 * tx + c;
-                    if x >= g.w {
+                let bias = _mm512_maskz_loadu_ps(mask, e.bias.as_ptr().add(col));
+                for (r, sr) in s.iter().enumerate() {
+                    let y = 2 * ty + r;
+                    if y >= g.h {
                         continue;
                     }
-                    let at = ((img * g.h + y) * g.w + x) * cout + col;
-                    let mut v = _mm512_add_ps(v, bias);
-                    if let Some(res) = e.residual {
-                        debug_assert!(at + lanes <= res.len());
-                        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, res.as_ptr().add(at)));
+                    let yv = [
+                        _mm512_add_ps(_mm512_add_ps(sr[0], sr[1]), sr[2]),
+                        _mm512_sub_ps(_mm512_sub_ps(sr[1], sr[2]), sr[3]),
+                    ];
+                    for (c, &v) in yv.iter().enumerate() {
+                        let x = 2 * tx + c;
+                        if x >= g.w {
+                            continue;
+                        }
+                        let at = ((img * g.h + y) * g.w + x) * cout + col;
+                        let mut v = _mm512_add_ps(v, bias);
+                        if let Some(res) = e.residual {
+                            debug_assert!(at + lanes <= res.len());
+                            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, res.as_ptr().add(at)));
+                        }
+                        if e.relu {
+                            v = _mm512_max_ps(v, zero);
+                        }
+                        _mm512_mask_storeu_ps(out.add(at), mask, v);
                     }
-                    if e.relu {
-                        v = _mm512_max_ps(v, zero);
-                    }
-                    _mm512_mask_storeu_ps(out.add(at), mask, v);
                 }
+                col += lanes;
             }
-            col += lanes;
         }
     }
 }
 
 /// `Y = A^T M A` for each tile, plus bias and residual, ReLU, written to
 /// the pixels of the tile that lie inside the image, columns `cols`.
+///
+/// # Safety
+/// `out` must point to the NHWC output (`cout` channels per pixel) and be
+/// valid for writes to every pixel of tiles `t0..t0 + rows` that lies inside
+/// the image, columns `cols`, and no other thread may access them meanwhile.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn transform_output_body(
@@ -525,72 +561,77 @@ unsafe fn transform_output_body(
     e: &Epilogue,
     out: *mut f32,
 ) {
-    let per_image = g.th * g.tw;
-    debug_assert!(t0 + rows <= g.n * per_image);
-    let cout = e.cout;
-    for i in 0..rows {
-        let t = t0 + i;
-        let (img, rest) = (t / per_image, t % per_image);
-        let (ty, tx) = (rest / g.tw, rest % g.tw);
-        let mut col = cols.0;
-        while col < cols.1 {
-            let lanes = LANES.min(cols.1 - col);
-            let local = col - cols.0;
-            let mut mm = [[[0f32; LANES]; 4]; 4];
-            for (r, mrow) in mm.iter_mut().enumerate() {
-                for (c, mv) in mrow.iter_mut().enumerate() {
-                    let at = ((r * 4 + c) * rows + i) * ncols + local;
-                    load(mv, &m[at..], lanes);
+    // SAFETY: by this function's contract `out` is valid for writes to the pixels of
+    // tiles `t0..t0 + rows` inside the image, columns `cols`, and no other
+    // thread writes them.
+    unsafe {
+        let per_image = g.th * g.tw;
+        debug_assert!(t0 + rows <= g.n * per_image);
+        let cout = e.cout;
+        for i in 0..rows {
+            let t = t0 + i;
+            let (img, rest) = (t / per_image, t % per_image);
+            let (ty, tx) = (rest / g.tw, rest % g.tw);
+            let mut col = cols.0;
+            while col < cols.1 {
+                let lanes = LANES.min(cols.1 - col);
+                let local = col - cols.0;
+                let mut mm = [[[0f32; LANES]; 4]; 4];
+                for (r, mrow) in mm.iter_mut().enumerate() {
+                    for (c, mv) in mrow.iter_mut().enumerate() {
+                        let at = ((r * 4 + c) * rows + i) * ncols + local;
+                        load(mv, &m[at..], lanes);
+                    }
                 }
-            }
-            // s = A^T m: 2x4
-            let mut s = [[[0f32; LANES]; 4]; 2];
-            for c in 0..4 {
-                for l in 0..LANES {
-                    s[0][c][l] = mm[0][c][l] + mm[1][c][l] + mm[2][c][l];
-                    s[1][c][l] = mm[1][c][l] - mm[2][c][l] - mm[3][c][l];
+                // s = A^T m: 2x4
+                let mut s = [[[0f32; LANES]; 4]; 2];
+                for c in 0..4 {
+                    for l in 0..LANES {
+                        s[0][c][l] = mm[0][c][l] + mm[1][c][l] + mm[2][c][l];
+                        s[1][c][l] = mm[1][c][l] - mm[2][c][l] - mm[3][c][l];
+                    }
                 }
-            }
-            let bias = &e.bias[col..col + lanes];
-            for (r, srow) in s.iter().enumerate() {
-                let y = 2 * ty + r;
-                if y >= g.h {
-                    continue;
-                }
-                let mut yv = [[0f32; LANES]; 2];
-                for l in 0..LANES {
-                    yv[0][l] = srow[0][l] + srow[1][l] + srow[2][l];
-                    yv[1][l] = srow[1][l] - srow[2][l] - srow[3][l];
-                }
-                for (c, yrow) in yv.iter_mut().enumerate() {
-                    let x = 2 * tx + c;
-                    if x >= g.w {
+                let bias = &e.bias[col..col + lanes];
+                for (r, srow) in s.iter().enumerate() {
+                    let y = 2 * ty + r;
+                    if y >= g.h {
                         continue;
                     }
-                    let at = ((img * g.h + y) * g.w + x) * cout + col;
-                    for l in 0..lanes {
-                        yrow[l] += bias[l];
+                    let mut yv = [[0f32; LANES]; 2];
+                    for l in 0..LANES {
+                        yv[0][l] = srow[0][l] + srow[1][l] + srow[2][l];
+                        yv[1][l] = srow[1][l] - srow[2][l] - srow[3][l];
                     }
-                    if let Some(res) = e.residual {
-                        let mut rv = [0f32; LANES];
-                        load(&mut rv, &res[at..], lanes);
-                        for l in 0..LANES {
-                            yrow[l] += rv[l];
+                    for (c, yrow) in yv.iter_mut().enumerate() {
+                        let x = 2 * tx + c;
+                        if x >= g.w {
+                            continue;
                         }
-                    }
-                    if e.relu {
-                        for v in yrow.iter_mut() {
-                            *v = v.max(0.0);
+                        let at = ((img * g.h + y) * g.w + x) * cout + col;
+                        for l in 0..lanes {
+                            yrow[l] += bias[l];
                         }
-                    }
-                    if lanes == LANES {
-                        std::ptr::copy_nonoverlapping(yrow.as_ptr(), out.add(at), LANES);
-                    } else {
-                        std::ptr::copy_nonoverlapping(yrow.as_ptr(), out.add(at), lanes);
+                        if let Some(res) = e.residual {
+                            let mut rv = [0f32; LANES];
+                            load(&mut rv, &res[at..], lanes);
+                            for l in 0..LANES {
+                                yrow[l] += rv[l];
+                            }
+                        }
+                        if e.relu {
+                            for v in yrow.iter_mut() {
+                                *v = v.max(0.0);
+                            }
+                        }
+                        if lanes == LANES {
+                            std::ptr::copy_nonoverlapping(yrow.as_ptr(), out.add(at), LANES);
+                        } else {
+                            std::ptr::copy_nonoverlapping(yrow.as_ptr(), out.add(at), lanes);
+                        }
                     }
                 }
+                col += lanes;
             }
-            col += lanes;
         }
     }
 }

@@ -201,13 +201,17 @@ impl Conv {
                         cols,
                         seg_len,
                         a: &table[i * stride_t..(i + 1) * stride_t],
-                        // SAFETY: offsets stay inside the packed weights,
-                        // the bias, the output and the residual (same shape).
+                        // SAFETY: panel p < panels starts inside the packed
+                        // weights (panels * k * NR floats).
                         b: unsafe { self.packed.as_ptr().add(p * k * NR) },
+                        // SAFETY: col0 < cout <= bias.len() (padded to NR).
                         bias: unsafe { self.bias.as_ptr().add(col0) },
+                        // SAFETY: row0 < m and col0 < cout, so off is inside
+                        // the m x cout output.
                         c: unsafe { c_ptr.get().add(off) },
                         ldc: cout,
                         residual: match res_ptr {
+                            // SAFETY: the residual has the output's shape.
                             Some(r) => unsafe { r.get().add(off) as *const f32 },
                             None => std::ptr::null(),
                         },

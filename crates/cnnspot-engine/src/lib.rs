@@ -1,5 +1,7 @@
-//! The fast inference route: the same ResNet as [`crate::model::ResNet`],
-//! loaded from the same state dict, evaluated in a form made for CPUs.
+//! cnnspot's fast inference engine: the networks of [`cnnspot_net`] (the
+//! same ones `cnnspot-core` builds in burn), loaded from the same state dict,
+//! evaluated in a form made for CPUs. No tensor library: plain buffers and
+//! our own kernels.
 //!
 //! - BatchNorm is folded into the convolution weights and a bias at load.
 //! - Activations are NHWC, so that one kernel row of an image is one
@@ -12,8 +14,22 @@
 //!   pay for its larger transformed weights.
 //! - Tiles are spread over rayon's pool, one thread per core by default.
 //!
-//! The burn model stays the reference (and the training model); the tests
-//! check that both routes give the same logits.
+//! The burn model stays the reference (and the training model);
+//! `cnnspot-core`'s tests check that both routes give the same logits.
+//!
+//! ```
+//! use cnnspot_engine::FastResNet;
+//! use cnnspot_net::{random_state_dict, Arch};
+//! let net = FastResNet::from_state_dict(&random_state_dict(Arch::Npr, 1, 0))?;
+//! let image = vec![0.5f32; 3 * 64 * 64]; // one NCHW image, normalised
+//! let logits = net.forward_nchw(&image, 1, 64, 64);
+//! assert!(logits.len() == 1 && logits[0].is_finite());
+//! # Ok::<(), cnnspot_net::ModelError>(())
+//! ```
+
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod conv;
 mod kernel;
@@ -22,9 +38,10 @@ mod winograd;
 use conv::{global_avg_pool, max_pool_3x3s2, Act, Conv, Pool};
 pub use kernel::Isa;
 
-use crate::error::ModelError;
-use crate::model::{describe_state_dict, Arch, StateDict};
-use crate::netspec::{npr_residual, ConvSpec, InputTransform, NetSpec};
+use cnnspot_net::{
+    describe_state_dict, npr_residual, Arch, ConvSpec, InputTransform, ModelError, NetSpec,
+    StateDict,
+};
 
 /// Raw pointers that several rayon tasks write through, each to its own rows
 /// and columns.
@@ -130,7 +147,7 @@ fn folded(
 
 impl FastResNet {
     /// Builds the network a state dict describes, after the same checks as
-    /// [`crate::model::ResNet::from_state_dict`].
+    /// `cnnspot_core::ResNet::from_state_dict`.
     pub fn from_state_dict(state: &StateDict) -> Result<FastResNet, ModelError> {
         let (arch, num_outputs) = describe_state_dict(state)?;
         let spec = NetSpec::new(arch, num_outputs);
@@ -447,40 +464,7 @@ fn nchw_to_nhwc(pool: &Pool, data: &[f32], n: usize, c: usize, h: usize, w: usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{expected_parameters, ResNet};
-    use burn::tensor::{Device, Tensor, TensorData};
-
-    /// Random parameters with non-trivial BatchNorm statistics, so that a
-    /// wrong fold shows.
-    fn random_state(arch: Arch, outputs: usize, seed: u32) -> StateDict {
-        let mut s = seed;
-        let mut next = move || {
-            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (s >> 8) as f32 / (1u32 << 24) as f32
-        };
-        expected_parameters(arch, outputs)
-            .into_iter()
-            .map(|(name, shape)| {
-                let n: usize = shape.iter().product();
-                let fan_in: usize = shape.iter().skip(1).product::<usize>().max(1);
-                let values = (0..n)
-                    .map(|_| {
-                        let u = next();
-                        if name.ends_with("running_var") {
-                            0.5 + u
-                        } else if name.ends_with("running_mean") || name.ends_with(".bias") {
-                            (u - 0.5) * 0.2
-                        } else if name.contains("bn") || name.contains("downsample.1") {
-                            0.5 + u
-                        } else {
-                            (u - 0.5) * (6.0 / fan_in as f32).sqrt()
-                        }
-                    })
-                    .collect();
-                (name, (shape, values))
-            })
-            .collect()
-    }
+    use cnnspot_net::random_state_dict as random_state;
 
     fn random_input(len: usize, seed: u32) -> Vec<f32> {
         let mut s = seed;
@@ -492,63 +476,15 @@ mod tests {
             .collect()
     }
 
-    fn burn_logits(net: &ResNet, data: &[f32], n: usize, h: usize, w: usize) -> Vec<f32> {
-        let device = Device::flex();
-        let x: Tensor<4> = Tensor::from_data(TensorData::new(data.to_vec(), [n, 3, h, w]), &device);
-        net.forward(x).into_data().try_into_vec::<f32>().unwrap()
-    }
-
     fn assert_close(fast: &[f32], reference: &[f32], what: &str) {
         assert_eq!(fast.len(), reference.len(), "{what}");
         let scale = reference.iter().fold(1f32, |m, v| m.max(v.abs()));
         for (i, (a, b)) in fast.iter().zip(reference).enumerate() {
             assert!(
                 (a - b).abs() <= 1e-4 * scale,
-                "{what}: output {i}: fast {a} vs burn {b}"
+                "{what}: output {i}: tiled {a} vs whole {b}"
             );
         }
-    }
-
-    #[test]
-    fn agrees_with_burn_on_resnet18_at_odd_sizes() {
-        let state = random_state(Arch::ResNet18, 3, 7);
-        let (net, _) = ResNet::from_state_dict(&state, &Device::flex()).unwrap();
-        let fast = FastResNet::from_state_dict(&state).unwrap();
-        assert_eq!(fast.arch(), Arch::ResNet18);
-        for (i, (n, h, w)) in [(1, 224, 224), (3, 33, 47), (1, 65, 65), (2, 32, 32)]
-            .into_iter()
-            .enumerate()
-        {
-            let x = random_input(n * 3 * h * w, i as u32 + 1);
-            let want = burn_logits(&net, &x, n, h, w);
-            let got = fast.forward_nchw(&x, n, h, w);
-            assert_close(&got, &want, &format!("{n}x3x{h}x{w}"));
-            let portable = FastResNet::from_state_dict(&state)
-                .unwrap()
-                .with_isa(Isa::Portable);
-            assert_close(
-                &portable.forward_nchw(&x, n, h, w),
-                &want,
-                &format!("portable {n}x3x{h}x{w}"),
-            );
-        }
-    }
-
-    #[test]
-    fn agrees_with_burn_on_resnet50_with_and_without_winograd() {
-        let state = random_state(Arch::ResNet50, 1, 11);
-        let (net, _) = ResNet::from_state_dict(&state, &Device::flex()).unwrap();
-        let fast = FastResNet::from_state_dict(&state).unwrap();
-        let direct = FastResNet::from_state_dict(&state)
-            .unwrap()
-            .without_winograd();
-        // Two 160x160 images give layer4 (5x5) 18 2x2 tiles, enough for
-        // every 3x3 stride-1 convolution to take the Winograd route.
-        let (n, h, w) = (2, 160, 160);
-        let x = random_input(n * 3 * h * w, 5);
-        let want = burn_logits(&net, &x, n, h, w);
-        assert_close(&fast.forward_nchw(&x, n, h, w), &want, "resnet50 winograd");
-        assert_close(&direct.forward_nchw(&x, n, h, w), &want, "resnet50 direct");
     }
 
     #[test]

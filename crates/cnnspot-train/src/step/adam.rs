@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use burn::module::Param;
 use burn::tensor::Tensor;
 
-use crate::model::{ParamMut, ResNet, StateDict};
+use cnnspot_core::model::{ParamMut, ResNet, StateDict};
 
 /// Hyper-parameters; the paper's are the defaults.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -154,7 +154,7 @@ pub(crate) fn collect_gradients(net: &mut ResNet, grads: &burn::tensor::Gradient
 
 fn to_torch_layout(name: &str, shape: &[usize], v: Vec<f32>) -> Vec<f32> {
     // burn keeps fc.weight as [in, out]; PyTorch as [out, in].
-    if crate::netspec::is_head_weight(name) && shape.len() == 2 {
+    if cnnspot_net::is_head_weight(name) && shape.len() == 2 {
         let (rows, cols) = (shape[0], shape[1]);
         let mut t = vec![0.0; v.len()];
         for r in 0..rows {
@@ -169,7 +169,7 @@ fn to_torch_layout(name: &str, shape: &[usize], v: Vec<f32>) -> Vec<f32> {
 }
 
 fn from_torch_layout(name: &str, shape: &[usize], v: &[f32]) -> Vec<f32> {
-    if crate::netspec::is_head_weight(name) && shape.len() == 2 {
+    if cnnspot_net::is_head_weight(name) && shape.len() == 2 {
         // `shape` is burn's [in, out]; `v` is [out, in].
         let (rows, cols) = (shape[0], shape[1]);
         let mut t = vec![0.0; v.len()];
@@ -220,7 +220,7 @@ impl Adam {
         &mut self,
         net: &mut ResNet,
         moments: &super::TorchMoments,
-    ) -> crate::error::Result<()> {
+    ) -> cnnspot_core::Result<()> {
         let mut problem = None;
         let target = &mut self.moments;
         net.visit_params_mut(&mut |name, p| {
@@ -257,7 +257,7 @@ impl Adam {
             );
         });
         match problem {
-            Some(p) => Err(crate::error::Error::Inference(p)),
+            Some(p) => Err(cnnspot_core::Error::Inference(p)),
             None => Ok(()),
         }
     }

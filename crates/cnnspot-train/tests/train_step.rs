@@ -2,9 +2,9 @@
 //! train-mode BatchNorm, BCE-with-logits, Adam(lr 1e-4), from cnndet_random.pth
 //! on [real crop224, fake crop224] with labels [0, 1].
 
-use cnnspot_core::train::{AdamConfig, Trainer};
 use cnnspot_core::{default_device, weights};
 use cnnspot_testdata::{read_npy_f32, require_shared};
+use cnnspot_train::step::{AdamConfig, Trainer};
 use serde_json::Value;
 
 fn l2(v: &[f32]) -> f64 {

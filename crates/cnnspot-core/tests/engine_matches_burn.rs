@@ -1,0 +1,92 @@
+//! The fast engine (`cnnspot-engine`) gives the burn model's logits on the
+//! same state dict, for every kind of layer and at odd sizes.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use cnnspot_core::model::ResNet;
+use cnnspot_engine::{FastResNet, Isa};
+use cnnspot_net::{random_state_dict as random_state, Arch};
+
+fn random_input(len: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed;
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((s >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 4.0
+        })
+        .collect()
+}
+
+fn assert_close(fast: &[f32], reference: &[f32], what: &str) {
+    assert_eq!(fast.len(), reference.len(), "{what}");
+    let scale = reference.iter().fold(1f32, |m, v| m.max(v.abs()));
+    for (i, (a, b)) in fast.iter().zip(reference).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-4 * scale,
+            "{what}: output {i}: fast {a} vs burn {b}"
+        );
+    }
+}
+
+fn burn_logits(net: &ResNet, data: &[f32], n: usize, h: usize, w: usize) -> Vec<f32> {
+    let device = Device::flex();
+    let x: Tensor<4> = Tensor::from_data(TensorData::new(data.to_vec(), [n, 3, h, w]), &device);
+    net.forward(x).into_data().try_into_vec::<f32>().unwrap()
+}
+
+#[test]
+fn agrees_with_burn_on_resnet18_at_odd_sizes() {
+    let state = random_state(Arch::ResNet18, 3, 7);
+    let (net, _) = ResNet::from_state_dict(&state, &Device::flex()).unwrap();
+    let fast = FastResNet::from_state_dict(&state).unwrap();
+    assert_eq!(fast.arch(), Arch::ResNet18);
+    for (i, (n, h, w)) in [(1, 224, 224), (3, 33, 47), (1, 65, 65), (2, 32, 32)]
+        .into_iter()
+        .enumerate()
+    {
+        let x = random_input(n * 3 * h * w, i as u32 + 1);
+        let want = burn_logits(&net, &x, n, h, w);
+        let got = fast.forward_nchw(&x, n, h, w);
+        assert_close(&got, &want, &format!("{n}x3x{h}x{w}"));
+        let portable = FastResNet::from_state_dict(&state)
+            .unwrap()
+            .with_isa(Isa::Portable);
+        assert_close(
+            &portable.forward_nchw(&x, n, h, w),
+            &want,
+            &format!("portable {n}x3x{h}x{w}"),
+        );
+    }
+}
+
+#[test]
+fn agrees_with_burn_on_resnet50_with_and_without_winograd() {
+    let state = random_state(Arch::ResNet50, 1, 11);
+    let (net, _) = ResNet::from_state_dict(&state, &Device::flex()).unwrap();
+    let fast = FastResNet::from_state_dict(&state).unwrap();
+    let direct = FastResNet::from_state_dict(&state)
+        .unwrap()
+        .without_winograd();
+    // Two 160x160 images give layer4 (5x5) 18 2x2 tiles, enough for
+    // every 3x3 stride-1 convolution to take the Winograd route.
+    let (n, h, w) = (2, 160, 160);
+    let x = random_input(n * 3 * h * w, 5);
+    let want = burn_logits(&net, &x, n, h, w);
+    assert_close(&fast.forward_nchw(&x, n, h, w), &want, "resnet50 winograd");
+    assert_close(&direct.forward_nchw(&x, n, h, w), &want, "resnet50 direct");
+}
+
+#[test]
+fn agrees_with_burn_on_npr_at_odd_sizes() {
+    let state = random_state(Arch::Npr, 1, 13);
+    let (net, _) = ResNet::from_state_dict(&state, &Device::flex()).unwrap();
+    let fast = FastResNet::from_state_dict(&state).unwrap();
+    for (i, (n, h, w)) in [(2, 64, 64), (1, 37, 50)].into_iter().enumerate() {
+        let x = random_input(n * 3 * h * w, i as u32 + 31);
+        let want = burn_logits(&net, &x, n, h, w);
+        assert_close(
+            &fast.forward_nchw(&x, n, h, w),
+            &want,
+            &format!("npr {n}x3x{h}x{w}"),
+        );
+    }
+}
