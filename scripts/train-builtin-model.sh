@@ -18,7 +18,7 @@ seed=0
 TRAIN_GENERATORS=realesrgan-animevideov3-x4,realcugan-se-x4,waifu2x-photo-x2,srmdnf-x4,srmd-x4,waifu2x-anime-x2,realcugan-se-x2,realesrgan-x4plus-anime
 HELDOUT=waifu2x-cunet-x2,realcugan-pro-x2,realesrgan-animevideov3-x2,srmd-x2,realsr-df2k-x4,autogan,up-convt4,up-nearest-in
 
-cargo build --release --locked -p cnnspot
+cargo build --release --locked --workspace
 bin=target/release/cnnspot
 
 packaged="$TRAIN_GENERATORS,waifu2x-cunet-x2,realcugan-pro-x2,realesrgan-animevideov3-x2,srmd-x2,realsr-df2k-x4"
