@@ -369,25 +369,7 @@ mod tests {
     use super::*;
 
     fn random_state(arch: Arch, outputs: usize) -> StateDict {
-        let mut seed = 1u32;
-        expected_parameters(arch, outputs)
-            .into_iter()
-            .map(|(name, shape)| {
-                let n: usize = shape.iter().product();
-                let values = (0..n)
-                    .map(|_| {
-                        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                        let u = (seed >> 8) as f32 / (1u32 << 24) as f32;
-                        if name.ends_with("running_var") {
-                            0.5 + u
-                        } else {
-                            (u - 0.5) * 0.1
-                        }
-                    })
-                    .collect();
-                (name, (shape, values))
-            })
-            .collect()
+        cnnspot_net::random_state_dict(arch, outputs, 1)
     }
 
     #[test]
