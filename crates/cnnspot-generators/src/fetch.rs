@@ -168,8 +168,8 @@ pub fn fetch(
         }
         let files = wanted.entry(e.package).or_default();
         for f in e.files() {
-            if !cached_file(cache_dir, &e.package, &f).is_file() {
-                files.insert(f.path, f);
+            if !cached_file(cache_dir, &e.package, f).is_file() {
+                files.insert(f.path, *f);
             }
         }
     }

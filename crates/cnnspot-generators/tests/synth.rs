@@ -302,3 +302,44 @@ fn bad_plans_are_errors() {
         "duplicate names"
     );
 }
+
+/// A noise-to-image "GAN" of fixed 12x12 output: a flat colour from the seed.
+struct Flat12;
+
+impl Generator for Flat12 {
+    fn name(&self) -> &str {
+        "flat12"
+    }
+    fn kind(&self) -> Kind {
+        Kind::NoiseToImage
+    }
+    fn native_size(&self) -> Option<u32> {
+        Some(12)
+    }
+    fn make(&self, real: &RgbImage, seed: u64) -> Result<RgbImage, GeneratorError> {
+        assert_eq!(real.dimensions(), (12, 12), "synth gives the shrunk crop");
+        Ok(RgbImage::from_pixel(
+            12,
+            12,
+            Rgb([(seed % 256) as u8, 0, 0]),
+        ))
+    }
+}
+
+#[test]
+fn fixed_size_generators_get_reals_of_their_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (reals, out) = (tmp.path().join("reals"), tmp.path().join("out"));
+    make_photos(&reals, 6);
+    let summary = run(&plan(&reals, &out, vec![Box::new(Flat12)]), &quiet).unwrap();
+    assert_eq!(summary.generators[0].written, 10);
+    let rows = read_manifest(&out.join(MANIFEST)).unwrap();
+    assert_eq!(rows.len(), 20);
+    for r in &rows {
+        let img = image::open(out.join(&r.path)).unwrap();
+        assert_eq!((img.width(), img.height()), (12, 12), "{}", r.path);
+        assert_eq!(r.kind, "noise-to-image");
+        // The crop box stays the 32-pixel crop the real was shrunk from.
+        assert_eq!((r.crop_w, r.crop_h), (32, 32));
+    }
+}

@@ -117,7 +117,7 @@ fn list(cache: &CacheArgs) -> Result<ExitCode> {
         rows.push([
             e.name.into(),
             e.family.name().into(),
-            format!("x{}", e.scale),
+            e.scale().map_or_else(|| "-".into(), |s| format!("x{s}")),
             format!("{} ({})", e.package, e.package.registry.name()),
             e.licence.into(),
             if fetch::is_cached(e, &dir) {

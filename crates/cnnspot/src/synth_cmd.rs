@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use cnnspot_fetch as weights_fetch;
-use cnnspot_generators::catalogue;
+use cnnspot_generators::catalogue::{self, Network};
+use cnnspot_generators::dcgan::DcganGenerator;
 use cnnspot_generators::fetch::is_cached;
 use cnnspot_generators::sr::NcnnSuperResolution;
 use cnnspot_generators::synth::{self, PairOutcome, SynthEvent, SynthPlan};
@@ -126,7 +127,12 @@ pub fn run(args: SynthArgs) -> Result<ExitCode> {
     let mut generators: Vec<Box<dyn Generator>> = Vec::new();
     for name in &args.generators {
         let g: Box<dyn Generator> = match catalogue::find(name) {
-            Some(e) => Box::new(NcnnSuperResolution::load(e, &cache_dir)?),
+            Some(e) => match e.network {
+                Network::NcnnSuperResolution(_) => {
+                    Box::new(NcnnSuperResolution::load(e, &cache_dir)?)
+                }
+                Network::Dcgan(_) => Box::new(DcganGenerator::load(e, &cache_dir)?),
+            },
             None => prepare_simulator(name, &train_photos, &cache_dir, args.seed)
                 .with_context(|| format!("cannot prepare simulator {name}"))?,
         };
