@@ -28,7 +28,7 @@ pub enum Error {
     #[error("a batch must hold images of one size; got {0}")]
     MixedSizes(String),
     /// An image is above the pixel budget of one forward pass.
-    #[error("a {width}x{height} image is {pixels} pixels, above the inference budget of {budget} pixels (about 300 bytes each); score a crop (--crop 224) or raise the budget (--max-infer-pixels)")]
+    #[error("a {width}x{height} image is {pixels} pixels, above the inference budget of {budget} pixels (about 300 bytes each)")]
     TooLarge {
         width: usize,
         height: usize,

@@ -39,6 +39,9 @@ pub struct Evaluation {
     pub scored_now: usize,
     /// Images whose scores were taken from the store.
     pub reused: usize,
+    /// Images scored in this call that were refused for being above the
+    /// detector's pixel budget (so that a caller can say how to score them).
+    pub over_budget: usize,
 }
 
 /// Scores every image of `dataset`, one generator at a time, through
@@ -72,6 +75,7 @@ pub fn evaluate_with(
     let mut rows = Vec::with_capacity(dataset.len());
     let mut scored_now = 0;
     let mut reused = 0;
+    let mut over_budget = 0;
     for g in &dataset.generators {
         let started = Instant::now();
         // Cloned: the store is appended to while these are in use.
@@ -103,7 +107,12 @@ pub fn evaluate_with(
                     item,
                     format!("the network gave a logit of {}", score.logit),
                 ),
-                Err(e) => ScoreRow::failed(&g.name, item, reason(&e)),
+                Err(e) => {
+                    if matches!(e, cnnspot_core::Error::TooLarge { .. }) {
+                        over_budget += 1;
+                    }
+                    ScoreRow::failed(&g.name, item, reason(&e))
+                }
             };
             if let (Some(s), None) = (store.as_deref_mut(), write_error.as_ref()) {
                 if let Err(e) = s.append(&row) {
@@ -142,6 +151,7 @@ pub fn evaluate_with(
         rows,
         scored_now,
         reused,
+        over_budget,
     })
 }
 

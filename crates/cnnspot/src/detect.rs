@@ -137,10 +137,18 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The reason alone: the row already shows the path.
+/// What to do about images above the pixel budget (`{n}`: how many).
+pub const OVER_BUDGET_HINT: &str = "{n} image(s) above the inference pixel budget: score a crop \
+     (--crop 224) or raise the budget (--max-infer-pixels)";
+
+/// The reason alone (the row already shows the path), with the flags that
+/// help where there are some.
 fn image_error_text(e: &cnnspot_core::Error) -> String {
     match e {
         cnnspot_core::Error::Image { source, .. } => source.to_string(),
+        cnnspot_core::Error::TooLarge { .. } => {
+            format!("{e}; score a crop (--crop 224) or raise the budget (--max-infer-pixels)")
+        }
         other => other.to_string(),
     }
 }

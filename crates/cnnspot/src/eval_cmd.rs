@@ -190,6 +190,12 @@ fn score_dataset(args: &EvalArgs, started: Instant) -> Result<(ResultsDoc, Vec<S
             eval.scored_now, eval.reused
         );
     }
+    if eval.over_budget > 0 {
+        eprintln!(
+            "{}",
+            crate::detect::OVER_BUDGET_HINT.replace("{n}", &eval.over_budget.to_string())
+        );
+    }
     let warnings = dataset
         .generators
         .iter()

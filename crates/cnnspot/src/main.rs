@@ -85,6 +85,9 @@ pub struct CacheArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        die_quietly_on_closed_pipe();
+    }
     let result = match cli.command {
         Command::Detect(args) => detect::run(args),
         Command::Bench(args) => bench::run(args),
@@ -106,6 +109,21 @@ fn main() -> ExitCode {
             eprintln!("error: {}", error_sentence(&e));
             ExitCode::from(2)
         }
+    }
+}
+
+/// `cnnspot ... | head` ends quietly, as other command-line tools do, instead
+/// of panicking in `println!` once `head` has closed the pipe. Rust starts
+/// programs with SIGPIPE ignored; the default action (exit) is restored for
+/// every command but `serve`, whose sockets must survive a client that hangs
+/// up.
+fn die_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called at the top of `main`, before any other thread exists, so
+    // no thread can race on the signal disposition; SIG_DFL is a valid
+    // disposition for SIGPIPE and no handler code of ours runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

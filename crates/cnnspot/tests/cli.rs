@@ -507,3 +507,77 @@ fn checkpoints_with_bad_values_or_heads_are_refused_naming_the_tensor() {
         }
     }
 }
+
+/// `cnnspot generators list | head -1`: the closed pipe ends the program
+/// quietly (SIGPIPE), not with a panic and a backtrace.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_pipe_is_not_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let cache = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnspot"))
+        .args(["generators", "list", "--cache-dir"])
+        .arg(cache.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cnnspot runs");
+    // Close the read end before the program writes anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?} {stderr}",
+        out.status
+    );
+}
+
+/// An image above the pixel budget on the burn engine (which does not tile):
+/// the library's error names the sizes, the binary adds the flags that help.
+#[test]
+fn over_budget_images_get_the_flags_that_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("set/gen");
+    for (class, shade) in [("0_real", 40u8), ("1_fake", 200u8)] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        image::RgbImage::from_fn(64, 48, |x, y| {
+            image::Rgb([shade, (x * 3) as u8, (y * 5) as u8])
+        })
+        .save(data.join(class).join("a.png"))
+        .unwrap();
+    }
+    let img = data.join("0_real/a.png");
+    let budget = ["--engine", "burn", "--max-infer-pixels", "1000"];
+    let mut args = vec!["detect", img.to_str().unwrap(), "--format", "jsonl"];
+    args.extend(budget);
+    let out = cnnspot(&args, &[]);
+    let rows = jsonl(&out);
+    let err = rows[0]["error"].as_str().unwrap_or_default();
+    assert!(err.contains("64x48 image is 3072 pixels"), "{rows:?}");
+    assert!(
+        err.contains("--crop 224") && err.contains("--max-infer-pixels"),
+        "{err}"
+    );
+
+    let set = dir.path().join("set");
+    let mut args = vec!["eval", set.to_str().unwrap(), "--quiet"];
+    args.extend(budget);
+    let out = cnnspot(&args, &[]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("2 image(s) above the inference pixel budget")
+            && stderr.contains("--crop 224"),
+        "{stderr}"
+    );
+    // The library's message itself names no flag (serve shows it too).
+    let table = text(&out.stdout);
+    assert!(
+        table.contains("above the inference budget of 1000 pixels"),
+        "{table}"
+    );
+    assert!(!table.contains("--max-infer-pixels"), "{table}");
+}
