@@ -507,12 +507,18 @@ mod tests {
         for (arch, seed) in [(Arch::ResNet18, 21), (Arch::ResNet50, 23)] {
             let state = random_state(arch, 2, seed);
             let net = FastResNet::from_state_dict(&state).unwrap();
-            // Odd sizes: the last positions sit on a partial stride.
-            for (h, w, budget) in [
-                (610, 650, 300_000u64),
-                (500, 1210, 350_000),
-                (700, 480, 250_000),
-            ] {
+            // Odd sizes: the last positions sit on a partial stride. ResNet-50
+            // (slow on the portable kernels CI may run) takes one of them.
+            let sizes: &[(usize, usize, u64)] = if arch == Arch::ResNet18 {
+                &[
+                    (610, 650, 300_000),
+                    (500, 1210, 350_000),
+                    (700, 480, 250_000),
+                ]
+            } else {
+                &[(500, 1210, 350_000)]
+            };
+            for &(h, w, budget) in sizes {
                 let x = random_input(3 * h * w, (h + w) as u32);
                 let whole = net.forward_nchw(&x, 1, h, w);
                 let t = net.tiling(h, w, budget).expect("a tiling fits");

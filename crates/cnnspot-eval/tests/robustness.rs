@@ -1,12 +1,13 @@
-//! Robustness sweeps on two generators of the dev set with the random-weight
-//! fixture checkpoint: the unperturbed points are plain `evaluate`, the
-//! perturbed ones score what the augmentation crate's JPEG and blur make.
+//! Robustness sweeps on two generators of the dev set with the built-in model
+//! (NPR, an eighth of ResNet-50's work, so the sweeps stay cheap): the
+//! unperturbed points are plain `evaluate`, the perturbed ones score what
+//! the augmentation crate's JPEG and blur make.
 
 use std::path::Path;
 
 use cnnspot_augment::{gaussian_blur, jpeg_roundtrip, JpegEncoder};
 use cnnspot_core::image::{load_rgb, preprocess_rgb};
-use cnnspot_core::{Batching, Detector, PreprocessOptions};
+use cnnspot_core::{Batching, Detector, Engine, PreprocessOptions};
 use cnnspot_eval::dataset::Dataset;
 use cnnspot_eval::report::Report;
 use cnnspot_eval::robustness::{sweep, Perturbation, SweepKind, SweepPlan};
@@ -18,7 +19,7 @@ const GENERATORS: [&str; 2] = ["pix2pix_maps", "cyclegan_horse2zebra_student"];
 fn setup(shared: &Path) -> (Dataset, Detector, PreprocessOptions) {
     let mut dataset = Dataset::discover(&shared.join("data/dev")).unwrap();
     dataset.select(&GENERATORS.map(String::from)).unwrap();
-    let detector = Detector::load(&shared.join("fixtures/cnndet_random.pth")).unwrap();
+    let detector = Detector::builtin(Engine::Fast).unwrap();
     let opts = PreprocessOptions {
         crop: Some(224),
         ..PreprocessOptions::default()
