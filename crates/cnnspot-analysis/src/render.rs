@@ -245,7 +245,7 @@ pub fn write_outputs(spectra: &[GeneratorSpectra], dir: &Path) -> Result<Vec<std
             written.push(png);
         }
     }
-    let grid_path = dir.join("spectra_grid.png");
+    let grid_path = dir.join(cnnspot_files::layout::SPECTRA_GRID_PNG);
     let img = grid(spectra, &grid_path)?;
     write_png(&grid_path, &img)?;
     written.push(grid_path);

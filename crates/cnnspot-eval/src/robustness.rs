@@ -17,6 +17,7 @@
 //! and the colour conversion and DCT round), so "none" is a point of its
 //! own before 100, and sigma 0 is the blur sweep's first point.
 
+use cnnspot_files::layout::{robustness_figure, ROBUSTNESS_CSV, ROBUSTNESS_JSON};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -33,10 +34,6 @@ use crate::report::{csv_mean_row, csv_row, pct, GeneratorResult, MeanRow, Report
 use crate::run::{evaluate_with, Progress};
 use crate::scores::{to_json, write_atomic, CheckpointId, RunMeta, ScoreStore, Settings};
 
-/// File name of the sweep results in an output folder.
-pub const ROBUSTNESS_JSON: &str = "robustness.json";
-/// The same as CSV.
-pub const ROBUSTNESS_CSV: &str = "robustness.csv";
 /// Folder (under the output folder) of the perturbed points' scores.
 pub const POINTS_DIR: &str = "robustness";
 
@@ -443,11 +440,11 @@ pub fn write_outputs(doc: &RobustnessDoc, dir: &Path) -> Result<Vec<PathBuf>> {
     write_atomic(&csv, doc.csv().as_bytes())?;
     written.push(csv);
     for sweep in &doc.sweeps {
-        let base = format!("robustness_{}", sweep.perturbation.name());
-        let svg_path = dir.join(format!("{base}.svg"));
+        let kind = sweep.perturbation.name();
+        let svg_path = dir.join(robustness_figure(kind, "svg"));
         write_svg(&svg_path, sweep)?;
         written.push(svg_path);
-        let png_path = dir.join(format!("{base}.png"));
+        let png_path = dir.join(robustness_figure(kind, "png"));
         write_png(&png_path, sweep)?;
         written.push(png_path);
     }

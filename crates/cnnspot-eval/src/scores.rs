@@ -3,6 +3,7 @@
 //! (what produced them). An interrupted evaluation resumes from them, and
 //! any metric can be recomputed from them without rescoring.
 
+use cnnspot_files::layout::{SCORES_JSONL, SCORES_META_JSON};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
@@ -13,10 +14,6 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::{Item, Label};
 use crate::error::{io_err, EvalError, Result};
 
-/// File name of the per-image scores in an output folder.
-pub const SCORES_FILE: &str = "scores.jsonl";
-/// File name of the description of how they were made.
-pub const META_FILE: &str = "scores.meta.json";
 /// Version tag of the layout of both files.
 pub const SCORES_FORMAT: &str = "cnnspot-scores/1";
 
@@ -304,8 +301,8 @@ impl ScoreStore {
     /// by a compatible run; otherwise this fails without touching them.
     pub fn open(dir: &Path, meta: &RunMeta) -> Result<ScoreStore> {
         std::fs::create_dir_all(dir).map_err(io_err(dir, "cannot create the folder"))?;
-        let path = dir.join(SCORES_FILE);
-        let meta_path = dir.join(META_FILE);
+        let path = dir.join(SCORES_JSONL);
+        let meta_path = dir.join(SCORES_META_JSON);
         let mut existing = HashMap::new();
         let mut good_len = 0u64;
         if meta_path.exists() {
@@ -325,7 +322,7 @@ impl ScoreStore {
             return Err(EvalError::Mismatch {
                 path: dir.to_path_buf(),
                 why: format!(
-                    "{SCORES_FILE} is there without {META_FILE}, so its settings are unknown"
+                    "{SCORES_JSONL} is there without {SCORES_META_JSON}, so its settings are unknown"
                 ),
             });
         } else {

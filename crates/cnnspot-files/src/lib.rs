@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod layout;
 pub mod npy;
 
 use std::fs::File;

@@ -5,19 +5,12 @@ use std::path::Path;
 
 use cnnspot_eval::report::{generator_order, Report, ResultsDoc};
 use cnnspot_eval::robustness::RobustnessDoc;
-use cnnspot_eval::scores::{read_meta, read_rows, RunMeta, ScoreRow, META_FILE, SCORES_FILE};
+use cnnspot_eval::scores::{read_meta, read_rows, RunMeta, ScoreRow};
+use cnnspot_files::layout::RESULTS_JSON;
+use cnnspot_files::layout::{ROBUSTNESS_JSON, SCORES_JSONL, SCORES_META_JSON};
 use serde::Deserialize;
 
 use crate::error::{ReportError, Result};
-
-/// `cnnspot eval --out`: the table with settings and checkpoint.
-pub const RESULTS_FILE: &str = "results.json";
-/// `cnnspot eval --out`: the precision-recall curves.
-pub const PR_CURVES_FILE: &str = "pr_curves.png";
-/// `cnnspot spectrum --out`: the grid of mean spectra.
-pub const SPECTRA_GRID_FILE: &str = "spectra_grid.png";
-/// `cnnspot robustness --out`: AP under each perturbation.
-pub const ROBUSTNESS_FILE: &str = cnnspot_eval::robustness::ROBUSTNESS_JSON;
 
 /// What `cnnspot eval --out` left in the folder.
 #[derive(Debug, Default)]
@@ -48,9 +41,9 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Result<T>
 /// Reads scores.jsonl, scores.meta.json and results.json where present.
 /// Warnings go to `warnings`.
 pub(crate) fn read_eval(dir: &Path, warnings: &mut Vec<String>) -> Result<EvalInputs> {
-    let scores_path = dir.join(SCORES_FILE);
-    let meta_path = dir.join(META_FILE);
-    let results_path = dir.join(RESULTS_FILE);
+    let scores_path = dir.join(SCORES_JSONL);
+    let meta_path = dir.join(SCORES_META_JSON);
+    let results_path = dir.join(RESULTS_JSON);
     let mut out = EvalInputs::default();
     if meta_path.is_file() {
         out.meta = Some(read_meta(&meta_path)?);
@@ -141,7 +134,7 @@ fn check_agreement(
 
 /// Reads robustness.json when present.
 pub(crate) fn read_robustness(dir: &Path) -> Result<Option<RobustnessDoc>> {
-    let path = dir.join(ROBUSTNESS_FILE);
+    let path = dir.join(ROBUSTNESS_JSON);
     if !path.is_file() {
         return Ok(None);
     }

@@ -34,9 +34,9 @@ mod page;
 
 use std::path::{Path, PathBuf};
 
+pub use cnnspot_files::layout;
 pub use embed::MAX_FIGURE_BYTES;
 pub use error::{ReportError, Result};
-pub use inputs::{PR_CURVES_FILE, RESULTS_FILE, ROBUSTNESS_FILE, SPECTRA_GRID_FILE};
 
 /// Thumbnails per generator at each end (most fake, most real) by default.
 pub const DEFAULT_THUMBNAILS: usize = 6;

@@ -10,8 +10,9 @@ use serde::Serialize;
 
 use crate::embed::{self, Embedded};
 use crate::error::{ReportError, Result};
-use crate::inputs::{read_eval, read_robustness, EvalInputs, PR_CURVES_FILE, SPECTRA_GRID_FILE};
+use crate::inputs::{read_eval, read_robustness, EvalInputs};
 use crate::{RenderedReport, ReportOptions};
+use cnnspot_files::layout::{PR_CURVES_PNG, SPECTRA_GRID_PNG};
 
 /// The name decides autoescaping: `.html.j2` escapes as HTML.
 const TEMPLATE_NAME: &str = "report.html.j2";
@@ -230,7 +231,7 @@ pub(crate) fn render(dir: &Path, opts: &ReportOptions) -> Result<RenderedReport>
     let mut tally = Tally::default();
     let eval_in = read_eval(dir, &mut tally.warnings)?;
     let robust_in = read_robustness(dir)?;
-    let grid_path = dir.join(SPECTRA_GRID_FILE);
+    let grid_path = dir.join(SPECTRA_GRID_PNG);
     if eval_in.table.is_none() && robust_in.is_none() && !grid_path.exists() {
         return Err(ReportError::NothingToReport {
             dir: dir.to_path_buf(),
@@ -417,14 +418,14 @@ fn eval_section(dir: &Path, eval: &EvalInputs, tally: &mut Tally) -> Section<Eva
             "No evaluation here: run `cnnspot eval ROOT --out DIR` into this folder.",
         );
     };
-    let pr_path = dir.join(PR_CURVES_FILE);
+    let pr_path = dir.join(PR_CURVES_PNG);
     let (pr, pr_missing) = match tally.figure(&pr_path, "Precision-recall curve per generator") {
         Some(Ok(f)) => (Some(f), None),
         Some(Err(line)) => (None, Some(line)),
         None => (
             None,
             Some(format!(
-                "No {PR_CURVES_FILE} here: `cnnspot eval --out DIR` draws it."
+                "No {PR_CURVES_PNG} here: `cnnspot eval --out DIR` draws it."
             )),
         ),
     };

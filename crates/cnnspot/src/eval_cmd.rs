@@ -2,6 +2,7 @@
 //! ForenSynths layout, or recomputed from the per-image scores of an
 //! earlier run.
 
+use cnnspot_files::layout;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ use cnnspot_eval::report::{generator_order, pct, pr_curves, Counts, Report, Resu
 use cnnspot_eval::run::{evaluate, Progress};
 use cnnspot_eval::scores::{
     read_meta, read_rows, to_json, write_atomic, CheckpointId, RunMeta, ScoreRow, ScoreStore,
-    Settings, META_FILE,
+    Settings,
 };
 use cnnspot_eval::{plot, tool_version};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -118,7 +119,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         EvalFormat::Table => doc.table(),
         EvalFormat::Csv => doc.csv(),
         EvalFormat::Json => {
-            String::from_utf8_lossy(&to_json(Path::new("results.json"), &doc)?).into_owned()
+            String::from_utf8_lossy(&to_json(Path::new(layout::RESULTS_JSON), &doc)?).into_owned()
         }
     };
     crate::output::print_stdout(&text, "the results")?;
@@ -219,7 +220,10 @@ fn from_scores(args: &EvalArgs, file: &Path) -> Result<(ResultsDoc, Vec<ScoreRow
     if rows.is_empty() {
         bail!("{} holds no score rows", file.display());
     }
-    let meta_path = file.parent().unwrap_or(Path::new(".")).join(META_FILE);
+    let meta_path = file
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(layout::SCORES_META_JSON);
     let meta = if meta_path.exists() {
         Some(read_meta(&meta_path)?)
     } else {
@@ -300,9 +304,9 @@ fn doc(
 fn write_results(dir: &Path, doc: &ResultsDoc, rows: &[ScoreRow]) -> Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the folder {}", dir.display()))?;
-    let json_path = dir.join("results.json");
+    let json_path = dir.join(layout::RESULTS_JSON);
     write_atomic(&json_path, &to_json(&json_path, doc)?)?;
-    write_atomic(&dir.join("results.csv"), doc.csv().as_bytes())?;
+    write_atomic(&dir.join(layout::RESULTS_CSV), doc.csv().as_bytes())?;
     write_curves(dir, doc, rows)
 }
 
@@ -317,8 +321,8 @@ fn write_curves(dir: &Path, doc: &ResultsDoc, rows: &[ScoreRow]) -> Result<()> {
         None => String::new(),
     };
     let title = format!("Precision-recall per generator{crop}");
-    plot::write_svg(&dir.join("pr_curves.svg"), &title, &curves)?;
-    plot::write_png(&dir.join("pr_curves.png"), &title, &curves)?;
+    plot::write_svg(&dir.join(layout::PR_CURVES_SVG), &title, &curves)?;
+    plot::write_png(&dir.join(layout::PR_CURVES_PNG), &title, &curves)?;
     Ok(())
 }
 

@@ -41,7 +41,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     let output = args
         .output
         .clone()
-        .unwrap_or_else(|| args.dir.join("report.html"));
+        .unwrap_or_else(|| args.dir.join(cnnspot_files::layout::REPORT_HTML));
     let opts = ReportOptions {
         root: args.root,
         thumbnails: args.thumbnails,

@@ -161,9 +161,11 @@ pub fn run(args: RobustnessArgs) -> Result<ExitCode> {
     let text = match args.format {
         RobustnessFormat::Table => doc.table(),
         RobustnessFormat::Csv => doc.csv(),
-        RobustnessFormat::Json => {
-            String::from_utf8_lossy(&to_json(Path::new("robustness.json"), &doc)?).into_owned()
-        }
+        RobustnessFormat::Json => String::from_utf8_lossy(&to_json(
+            Path::new(cnnspot_files::layout::ROBUSTNESS_JSON),
+            &doc,
+        )?)
+        .into_owned(),
     };
     crate::output::print_stdout(&text, "the results")?;
     if !args.quiet {
