@@ -508,7 +508,8 @@ mod tests {
             let state = random_state(arch, 2, seed);
             let net = FastResNet::from_state_dict(&state).unwrap();
             // Odd sizes: the last positions sit on a partial stride. ResNet-50
-            // (slow on the portable kernels CI may run) takes one of them.
+            // (slow on the portable kernels CI may run) is covered by the
+            // position-by-position comparison below, which is stricter.
             let sizes: &[(usize, usize, u64)] = if arch == Arch::ResNet18 {
                 &[
                     (610, 650, 300_000),
@@ -516,7 +517,7 @@ mod tests {
                     (700, 480, 250_000),
                 ]
             } else {
-                &[(500, 1210, 350_000)]
+                &[]
             };
             for &(h, w, budget) in sizes {
                 let x = random_input(3 * h * w, (h + w) as u32);
