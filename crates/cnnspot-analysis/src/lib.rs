@@ -14,6 +14,7 @@
 //! * [`render`]: colour maps, per-generator PNGs and the grid figure;
 //! * [`npy`]: `.npy` (format 1.0, `<f4`, C order) writing.
 
+#![warn(missing_docs)]
 mod error;
 mod median;
 pub mod render;

@@ -26,6 +26,7 @@
 //! repeatable whatever the number of loader threads or the order in which
 //! they finish.
 
+#![warn(missing_docs)]
 mod blur;
 mod jpeg;
 mod resize;

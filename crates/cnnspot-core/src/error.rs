@@ -13,15 +13,19 @@ pub enum Error {
     /// A weight file parsed but does not fit the model.
     #[error("{path}: {source}")]
     Model {
+        /// The weight file.
         path: PathBuf,
         #[source]
+        /// What is wrong with it.
         source: ModelError,
     },
     /// An image could not be used.
     #[error("{path}: {source}")]
     Image {
+        /// The image file.
         path: PathBuf,
         #[source]
+        /// Why it could not be used.
         source: cnnspot_image::ImageError,
     },
     /// Images of different sizes were put in one batch.
@@ -30,9 +34,13 @@ pub enum Error {
     /// An image is above the pixel budget of one forward pass.
     #[error("a {width}x{height} image is {pixels} pixels, above the inference budget of {budget} pixels (about 300 bytes each)")]
     TooLarge {
+        /// Image width in pixels.
         width: usize,
+        /// Image height in pixels.
         height: usize,
+        /// `width * height`.
         pixels: u64,
+        /// The budget it exceeds.
         budget: u64,
     },
     /// The tensor engine failed (a bug, not a user error).
@@ -41,8 +49,10 @@ pub enum Error {
     /// Writing an output failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
         #[source]
+        /// The operating system's error.
         source: std::io::Error,
     },
 }

@@ -13,6 +13,7 @@
 //! # Ok::<(), cnnspot_core::Error>(())
 //! ```
 
+#![warn(missing_docs)]
 pub mod builtin;
 pub mod detector;
 pub mod error;

@@ -46,7 +46,9 @@ pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
 /// A 1x1 convolution and BatchNorm that match a block's shortcut to its output.
 #[derive(Module, Debug)]
 pub struct Downsample {
+    /// The 1x1 (strided) convolution.
     pub conv: Conv2d,
+    /// Its BatchNorm.
     pub bn: BatchNorm,
 }
 
@@ -54,12 +56,19 @@ pub struct Downsample {
 /// told apart by the presence of `conv3`.
 #[derive(Module, Debug)]
 pub struct Block {
+    /// First convolution.
     pub conv1: Conv2d,
+    /// Its BatchNorm.
     pub bn1: BatchNorm,
+    /// Second convolution.
     pub conv2: Conv2d,
+    /// Its BatchNorm.
     pub bn2: BatchNorm,
+    /// Third convolution (bottleneck blocks only).
     pub conv3: Option<Conv2d>,
+    /// Its BatchNorm (bottleneck blocks only).
     pub bn3: Option<BatchNorm>,
+    /// The projection of the identity path, where the shape changes.
     pub downsample: Option<Downsample>,
 }
 
@@ -112,10 +121,15 @@ impl Block {
 /// head producing `num_outputs` logits.
 #[derive(Module, Debug)]
 pub struct ResNet {
+    /// The stem convolution.
     pub conv1: Conv2d,
+    /// Its BatchNorm.
     pub bn1: BatchNorm,
+    /// The stem max pool (3x3, stride 2).
     pub maxpool: MaxPool2d,
+    /// The stages, each a list of residual blocks.
     pub layers: Vec<Vec<Block>>,
+    /// The head.
     pub fc: Linear,
     /// The description every layer was built from.
     #[module(skip)]
@@ -298,8 +312,11 @@ impl ResNet {
 
 /// A learnable parameter of any rank, by mutable reference.
 pub enum ParamMut<'a> {
+    /// A rank-1 parameter (BatchNorm, bias).
     D1(&'a mut Param<Tensor<1>>),
+    /// A rank-2 parameter (the head's weight).
     D2(&'a mut Param<Tensor<2>>),
+    /// A rank-4 parameter (a convolution's weight).
     D4(&'a mut Param<Tensor<4>>),
 }
 

@@ -7,30 +7,44 @@ use std::path::PathBuf;
 pub enum EvalError {
     /// The root is not a dataset in the ForenSynths layout.
     #[error("{root} is not a dataset in the ForenSynths layout: {why}")]
-    NotADataset { root: PathBuf, why: String },
+    NotADataset {
+        /// The folder given.
+        root: PathBuf,
+        /// What is missing.
+        why: String,
+    },
 
     /// `--generators` named one that is not there.
     #[error("there is no generator {name} in {root} (found: {known})")]
     UnknownGenerator {
+        /// The name given.
         name: String,
+        /// The dataset root.
         root: PathBuf,
+        /// The generators that are there, comma-separated.
         known: String,
     },
 
     /// Reading or writing a file failed.
     #[error("{what} {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What was being done (`cannot read`, `cannot write`).
         what: &'static str,
         #[source]
+        /// The operating system's error.
         source: std::io::Error,
     },
 
     /// A scores file has a line that is not a score row.
     #[error("{path} line {line} is not a score row ({why}); remove the line or the file")]
     BadScores {
+        /// The scores file.
         path: PathBuf,
+        /// Line number, from 1.
         line: usize,
+        /// What is wrong with it.
         why: String,
     },
 
@@ -39,15 +53,30 @@ pub enum EvalError {
         "{path} holds scores made with other settings ({why}); \
          use another --out folder, or delete it to start again"
     )]
-    Mismatch { path: PathBuf, why: String },
+    Mismatch {
+        /// The scores file.
+        path: PathBuf,
+        /// What went wrong.
+        why: String,
+    },
 
     /// Drawing a figure failed.
     #[error("cannot draw {path}: {why}")]
-    Plot { path: PathBuf, why: String },
+    Plot {
+        /// The figure file.
+        path: PathBuf,
+        /// What went wrong.
+        why: String,
+    },
 
     /// A JSON document could not be made or read.
     #[error("{path}: {why}")]
-    Json { path: PathBuf, why: String },
+    Json {
+        /// The JSON file.
+        path: PathBuf,
+        /// What went wrong.
+        why: String,
+    },
 }
 
 /// Result with [`EvalError`].

@@ -42,6 +42,7 @@
 //! `-fexceptions`), so a build with `panic = "abort"` would abort on a
 //! corrupt JPEG instead of returning an error.
 
+#![warn(missing_docs)]
 mod decode;
 mod error;
 mod gif;

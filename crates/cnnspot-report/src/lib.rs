@@ -27,6 +27,7 @@
 //! # Ok::<(), cnnspot_report::ReportError>(())
 //! ```
 
+#![warn(missing_docs)]
 mod embed;
 mod error;
 mod inputs;

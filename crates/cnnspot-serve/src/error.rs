@@ -17,6 +17,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// An error with this status, machine-readable code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status: status.as_u16(),
@@ -25,10 +26,12 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status.
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
+    /// The response for an image that cannot be scored.
     pub fn from_image(e: &ImageError) -> Self {
         let (status, code) = match e {
             ImageError::Empty => (StatusCode::UNPROCESSABLE_ENTITY, "empty"),
@@ -46,6 +49,7 @@ impl ApiError {
         ApiError::new(status, code, e.to_string())
     }
 
+    /// A 503 (the server is busy or shutting down).
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }
@@ -95,8 +99,10 @@ pub enum ServeError {
     /// Binding, accepting or the model thread failed.
     #[error("{context}: {source}")]
     Io {
+        /// What was being done.
         context: String,
         #[source]
+        /// The operating system's error.
         source: std::io::Error,
     },
 }

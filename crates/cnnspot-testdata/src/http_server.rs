@@ -16,10 +16,13 @@ const MAX_CONNECTIONS: usize = 64;
 /// One request as the server saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
+    /// The path asked for.
     pub path: String,
+    /// The `Range` header, if any.
     pub range: Option<String>,
 }
 
+/// A test HTTP server on 127.0.0.1 (stops when dropped).
 pub struct Server {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -27,6 +30,7 @@ pub struct Server {
     thread: Option<JoinHandle<()>>,
 }
 
+/// An HTML page like the one Dropbox serves instead of a file.
 pub const HTML: &str = "<!DOCTYPE html>\n<html><head><title>Dropbox</title></head>\
                         <body>Sign in to download this file.</body></html>\n";
 
@@ -59,6 +63,7 @@ impl Server {
         }
     }
 
+    /// The full URL of `path` on this server.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -9,6 +9,7 @@
 //! [`browser`] drives headless Chromium for the tests of the pages cnnspot
 //! makes; it skips (or fails under `CNNSPOT_REQUIRE_SHARED=1`) the same way.
 
+#![warn(missing_docs)]
 use std::path::{Path, PathBuf};
 
 /// The repository root (two levels above this crate's manifest).

@@ -15,7 +15,9 @@ use crate::{Result, TrainError};
 /// One image and its label (0 real, 1 fake).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
+    /// The image file.
     pub path: PathBuf,
+    /// 0 for real, 1 for fake.
     pub label: f32,
 }
 
@@ -109,6 +111,7 @@ pub fn epoch_order(samples: &[Sample], seed: u64, epoch: u64, balanced: bool) ->
 pub struct Batch {
     /// NCHW, normalised.
     pub images: Vec<f32>,
+    /// The labels of the batch, in order.
     pub labels: Vec<f32>,
     /// Side of the square crops.
     pub size: usize,

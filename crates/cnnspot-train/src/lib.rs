@@ -3,6 +3,7 @@
 //! validation every epoch with learning-rate drops on a plateau, and
 //! checkpoints in the official layout that a killed run resumes from.
 
+#![warn(missing_docs)]
 pub mod config;
 pub mod curves;
 pub mod data;
@@ -19,7 +20,12 @@ use std::path::PathBuf;
 pub enum TrainError {
     /// A folder holds no usable images.
     #[error("{path}: {why}")]
-    Data { path: PathBuf, why: String },
+    Data {
+        /// The folder.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The configuration is inconsistent.
     #[error("bad training configuration: {0}")]
     Config(String),
@@ -35,8 +41,10 @@ pub enum TrainError {
     /// A file could not be written or read.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
         #[source]
+        /// The operating system's error.
         source: std::io::Error,
     },
 }

@@ -21,37 +21,62 @@ use crate::{io_err, write_atomic, Result, TrainError};
 pub enum Event {
     /// Training data listed.
     Started {
+        /// Training images.
         train: usize,
+        /// Validation images.
         val: usize,
+        /// Optimisation steps per epoch.
         steps_per_epoch: usize,
+        /// The (epoch, batch) a resumed run starts from.
         resumed_at: Option<(u64, usize)>,
     },
     /// One optimisation step.
     Step {
+        /// Epoch, from 0.
         epoch: u64,
+        /// Batch within the epoch, from 0.
         batch: usize,
+        /// Steps since the run began.
         total_steps: u64,
+        /// The batch's loss.
         loss: f32,
+        /// Throughput of the step.
         images_per_sec: f64,
     },
     /// A file that could not be used (skipped, counted).
-    Skipped { path: PathBuf, reason: String },
+    Skipped {
+        /// The file.
+        path: PathBuf,
+        /// Why it was skipped.
+        reason: String,
+    },
     /// An epoch ended with this validation.
     Epoch(EpochRecord),
     /// A checkpoint was written.
-    Saved { path: PathBuf },
+    Saved {
+        /// The checkpoint file.
+        path: PathBuf,
+    },
 }
 
 /// One line of the run's metrics log.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EpochRecord {
+    /// Epoch, from 0.
     pub epoch: u64,
+    /// Steps since the run began.
     pub total_steps: u64,
+    /// Mean training loss of the epoch.
     pub train_loss: f64,
+    /// Learning rate during the epoch.
     pub lr: f64,
+    /// Validation accuracy at threshold 0.5 (no validation: `None`).
     pub val_accuracy: Option<f64>,
+    /// Validation average precision.
     pub val_ap: Option<f64>,
+    /// What the schedule decided.
     pub decision: String,
+    /// Files skipped during the epoch.
     pub skipped_files: u64,
     /// Training throughput of the epoch (loading included), images per second.
     #[serde(default)]
@@ -61,8 +86,11 @@ pub struct EpochRecord {
 /// How a run ended.
 #[derive(Debug, Clone)]
 pub struct Summary {
+    /// Every epoch's record, the resumed ones included.
     pub epochs: Vec<EpochRecord>,
+    /// Steps since the run began.
     pub total_steps: u64,
+    /// The run folder.
     pub run_dir: PathBuf,
     /// Whether it stopped because `stop_after_steps` was reached.
     pub interrupted: bool,

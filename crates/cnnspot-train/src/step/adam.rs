@@ -12,9 +12,13 @@ use cnnspot_core::model::{ParamMut, ResNet, StateDict};
 /// Hyper-parameters; the paper's are the defaults.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdamConfig {
+    /// Learning rate.
     pub lr: f64,
+    /// Decay of the first moment.
     pub beta1: f64,
+    /// Decay of the second moment.
     pub beta2: f64,
+    /// Added to the denominator.
     pub eps: f64,
 }
 
@@ -32,15 +36,19 @@ impl Default for AdamConfig {
 /// First and second moments of one parameter, flattened.
 #[derive(Clone)]
 pub struct Moments {
+    /// First moment (running mean of the gradients).
     pub exp_avg: Tensor<1>,
+    /// Second moment (running mean of their squares).
     pub exp_avg_sq: Tensor<1>,
 }
 
 /// The optimiser's state.
 pub struct Adam {
+    /// The hyper-parameters.
     pub config: AdamConfig,
     /// Steps taken (PyTorch keeps one per parameter; they are all equal).
     pub step: u64,
+    /// Per-parameter moments, by parameter name.
     pub moments: BTreeMap<String, Moments>,
 }
 

@@ -14,9 +14,15 @@ pub enum Decision {
     /// A new best accuracy: save the `best` checkpoint and go on.
     Improved,
     /// No improvement yet; `epochs_without` of `patience` used.
-    Wait { epochs_without: usize },
+    Wait {
+        /// Epochs since the last improvement.
+        epochs_without: usize,
+    },
     /// Patience ran out: the learning rate was divided by 10.
-    LrDropped { lr: f64 },
+    LrDropped {
+        /// The new learning rate.
+        lr: f64,
+    },
     /// Patience ran out and the rate would fall below the minimum: stop.
     Stop,
 }
