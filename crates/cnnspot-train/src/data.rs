@@ -10,6 +10,8 @@ use cnnspot_augment::rand::seq::SliceRandom;
 use cnnspot_augment::rand::RngExt;
 use cnnspot_augment::{augment_train, augment_val, sample_rng, AugmentConfig, VALIDATION_EPOCH};
 
+use cnnspot_eval::dataset::{Dataset, Label};
+
 use crate::{Result, TrainError};
 
 /// One image and its label (0 real, 1 fake).
@@ -21,59 +23,38 @@ pub struct Sample {
     pub label: f32,
 }
 
-fn images_under(dir: &Path, label: f32, out: &mut Vec<Sample>) {
-    let mut found: Vec<PathBuf> = walkdir::WalkDir::new(dir)
-        .follow_links(true)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.into_path())
-        .filter(|p| cnnspot_image::is_image_name(p))
-        .collect();
-    found.sort();
-    out.extend(found.into_iter().map(|path| Sample { path, label }));
-}
-
-fn has_labels(dir: &Path) -> bool {
-    dir.join("0_real").is_dir() || dir.join("1_fake").is_dir()
-}
-
 /// Lists `root/<class>/{0_real,1_fake}` for the given classes (all class
 /// folders when `classes` is empty), or `root/{0_real,1_fake}` directly, as
-/// the reference's concatenated `ImageFolder`s do.
+/// the reference's concatenated `ImageFolder`s do: real images then fake
+/// ones per class, each sorted. The folders are walked by the one dataset
+/// walker, `cnnspot_eval::dataset::Dataset` (a training class is what eval
+/// calls a generator).
 pub fn list_samples(root: &Path, classes: &[String]) -> Result<Vec<Sample>> {
     let data_err = |why: String| TrainError::Data {
         path: root.to_path_buf(),
         why,
     };
-    let folders: Vec<PathBuf> = if has_labels(root) {
-        vec![root.to_path_buf()]
-    } else if classes.is_empty() {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
-            .map_err(|e| data_err(format!("cannot read the folder: {e}")))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.is_dir() && has_labels(p))
-            .collect();
-        dirs.sort();
-        dirs
-    } else {
-        let mut dirs = Vec::new();
-        for c in classes {
-            let d = root.join(c);
-            if !has_labels(&d) {
-                return Err(data_err(format!(
-                    "class {c} has no 0_real or 1_fake folder"
-                )));
-            }
-            dirs.push(d);
-        }
-        dirs
-    };
+    let mut dataset = Dataset::discover(root).map_err(|e| data_err(e.to_string()))?;
+    if !classes.is_empty() {
+        dataset
+            .select(classes)
+            .map_err(|e| data_err(e.to_string()))?;
+    }
     let mut out = Vec::new();
-    for f in &folders {
-        images_under(&f.join("0_real"), 0.0, &mut out);
-        images_under(&f.join("1_fake"), 1.0, &mut out);
+    for g in &dataset.generators {
+        for label in [Label::Real, Label::Fake] {
+            let mut paths: Vec<&PathBuf> = g
+                .items
+                .iter()
+                .filter(|i| i.label == label)
+                .map(|i| &i.path)
+                .collect();
+            paths.sort();
+            out.extend(paths.into_iter().map(|p| Sample {
+                path: p.clone(),
+                label: f32::from(label.as_u8()),
+            }));
+        }
     }
     if out.is_empty() {
         return Err(data_err(
