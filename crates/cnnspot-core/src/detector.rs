@@ -79,6 +79,8 @@ pub struct ModelInfo {
     pub format: String,
     /// Architecture inferred from its tensors.
     pub arch: String,
+    /// What the network reads (`rgb`, `npr`, `spectrum`).
+    pub input: String,
     /// Learnable parameters.
     pub parameters: u64,
     /// SHA-256 of the weight file's bytes: its identity.
@@ -200,6 +202,9 @@ impl Detector {
                 (Route::Fast(Box::new(net)), arch)
             }
         };
+        let input = crate::InputTransform::of_state(&state, arch)
+            .name()
+            .to_string();
         let parameters = state
             .iter()
             .filter(|(n, _)| n.ends_with(".weight") || n.ends_with(".bias"))
@@ -215,6 +220,7 @@ impl Detector {
                 path: path.to_path_buf(),
                 format,
                 arch: arch.name().to_string(),
+                input,
                 parameters,
                 sha256,
             },

@@ -22,6 +22,7 @@ pub mod weights;
 
 pub use cnnspot_image as image;
 pub use cnnspot_image::{PreprocessOptions, Preprocessed};
+pub use cnnspot_net::{is_input_marker, InputTransform, SPECTRUM_MARKER};
 pub use detector::{
     default_device, sigmoid, Batching, Detector, Engine, ModelInfo, Score, DEFAULT_MAX_INFER_PIXELS,
 };

@@ -14,9 +14,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 pub use cnnspot_net::{
     check_detector_values, check_state_dict, check_values, describe_state_dict,
-    expected_parameters, Arch, ModelError, StateDict,
+    expected_parameters, spec_of_state, Arch, InputTransform, ModelError, StateDict,
 };
-use cnnspot_net::{is_head_weight, ConvSpec, InputTransform, NetSpec};
+use cnnspot_net::{is_head_weight, ConvSpec, NetSpec};
 
 /// BatchNorm as PyTorch computes it. In training (an autodiff input and a
 /// layer not frozen) it normalises with the batch statistics and moves the
@@ -208,7 +208,7 @@ impl ResNet {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let x = match self.spec.input {
             InputTransform::Rgb => x,
-            InputTransform::NeighbouringPixelResidual => npr_input(x),
+            other => host_input(other, x),
         };
         let x = relu(batch_norm(&self.bn1, self.conv1.forward(x)));
         let mut x = self.maxpool.forward(x);
@@ -241,9 +241,10 @@ impl ResNet {
     }
 }
 
-/// NPR's input transform. It has no parameters and needs no gradient, so
-/// it runs on the host values (the same function the fast engine uses).
-fn npr_input(x: Tensor<4>) -> Tensor<4> {
+/// An input transform (NPR's residual, the spectrum). It has no parameters
+/// and needs no gradient, so it runs on the host values (the same function
+/// the fast engine uses).
+fn host_input(transform: InputTransform, x: Tensor<4>) -> Tensor<4> {
     let device = x.device();
     let [n, c, h, w] = x.dims();
     let mut values = x
@@ -252,7 +253,7 @@ fn npr_input(x: Tensor<4>) -> Tensor<4> {
         .try_into_vec::<f32>()
         .unwrap_or_default();
     values.resize(n * c * h * w, 0.0);
-    cnnspot_net::npr_residual(&mut values, h, w);
+    cnnspot_net::apply_input(transform, &mut values, h, w);
     Tensor::from_data(TensorData::new(values, [n, c, h, w]), &device)
 }
 
@@ -293,8 +294,8 @@ impl ResNet {
         state: &StateDict,
         device: &Device,
     ) -> Result<(ResNet, Arch), ModelError> {
-        let (arch, num_outputs) = describe_state_dict(state)?;
-        let spec = NetSpec::new(arch, num_outputs);
+        let spec = spec_of_state(state)?;
+        let arch = spec.arch;
         let mut net = ResNet::from_spec(spec.clone(), device);
         for ((conv, bn), layer) in net.layers_mut().into_iter().zip(spec.convs()) {
             load_layer(conv, bn, layer, state, device)?;
@@ -377,6 +378,7 @@ impl ResNet {
         if let Some(bias) = &self.fc.bias {
             out.insert(self.spec.head.bias(), tensor_values(bias.val()));
         }
+        out.extend(self.spec.input.marker(self.spec.arch));
         out
     }
 }

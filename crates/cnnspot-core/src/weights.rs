@@ -22,6 +22,9 @@ pub struct WeightsInfo {
     pub format: String,
     /// Architecture inferred from the tensor names, if any fits.
     pub arch: Option<String>,
+    /// What the network reads (`rgb`, `npr`, `spectrum`), when the
+    /// architecture is known.
+    pub input: Option<String>,
     /// Outputs of `fc` (1 for a detector, 1000 for ImageNet weights).
     pub num_outputs: Option<usize>,
     /// Learnable parameters (weights and biases; not BatchNorm statistics).
@@ -61,6 +64,14 @@ pub fn info(path: &Path) -> Result<WeightsInfo> {
     Ok(WeightsInfo {
         format: ckpt.format.to_string(),
         arch: arch.map(|a| a.name().to_string()),
+        input: arch.map(|a| {
+            let spectrum = ckpt.get(cnnspot_net::SPECTRUM_MARKER).is_some();
+            if spectrum {
+                crate::InputTransform::Spectrum.name().to_string()
+            } else {
+                crate::InputTransform::default_for(a).name().to_string()
+            }
+        }),
         num_outputs,
         parameters,
         tensors: ckpt.tensors.len(),

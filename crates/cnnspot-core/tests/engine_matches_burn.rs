@@ -4,7 +4,9 @@
 use burn::tensor::{Device, Tensor, TensorData};
 use cnnspot_core::model::ResNet;
 use cnnspot_engine::{FastResNet, Isa};
-use cnnspot_net::{random_state_dict as random_state, Arch};
+use cnnspot_net::{
+    log_spectrum, random_state_dict as random_state, Arch, InputTransform, SPECTRUM_MARKER,
+};
 
 fn random_input(len: usize, seed: u32) -> Vec<f32> {
     let mut s = seed;
@@ -89,4 +91,29 @@ fn agrees_with_burn_on_npr_at_odd_sizes() {
             &format!("npr {n}x3x{h}x{w}"),
         );
     }
+}
+
+#[test]
+fn a_spectrum_marker_makes_both_engines_read_the_log_spectrum() {
+    let rgb_state = random_state(Arch::ResNet18, 1, 17);
+    let mut state = rgb_state.clone();
+    state.extend(InputTransform::Spectrum.marker(Arch::ResNet18));
+    let (net, arch) = ResNet::from_state_dict(&state, &Device::flex()).unwrap();
+    assert_eq!(arch, Arch::ResNet18);
+    let fast = FastResNet::from_state_dict(&state).unwrap();
+    let (rgb_net, _) = ResNet::from_state_dict(&rgb_state, &Device::flex()).unwrap();
+    let (n, h, w) = (2, 40, 36);
+    let x = random_input(n * 3 * h * w, 41);
+    // The same network without the marker, fed the spectrum by hand.
+    let mut spectrum = x.clone();
+    log_spectrum(&mut spectrum, h, w);
+    let want = burn_logits(&rgb_net, &spectrum, n, h, w);
+    assert_close(&burn_logits(&net, &x, n, h, w), &want, "burn spectrum");
+    assert_close(&fast.forward_nchw(&x, n, h, w), &want, "fast spectrum");
+    // And it differs from reading the image itself.
+    let plain = burn_logits(&rgb_net, &x, n, h, w);
+    assert!(plain.iter().zip(&want).any(|(a, b)| (a - b).abs() > 1e-3));
+    // The marker survives a round trip through the burn model.
+    assert!(net.to_state_dict().contains_key(SPECTRUM_MARKER));
+    assert!(!rgb_net.to_state_dict().contains_key(SPECTRUM_MARKER));
 }

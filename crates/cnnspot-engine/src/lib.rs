@@ -39,8 +39,7 @@ use conv::{global_avg_pool, max_pool_3x3s2, Act, Conv, Pool};
 pub use kernel::Isa;
 
 use cnnspot_net::{
-    describe_state_dict, npr_residual, Arch, ConvSpec, InputTransform, ModelError, NetSpec,
-    StateDict,
+    apply_input, spec_of_state, Arch, ConvSpec, InputTransform, ModelError, NetSpec, StateDict,
 };
 
 /// Raw pointers that several rayon tasks write through, each to its own rows
@@ -149,8 +148,8 @@ impl FastResNet {
     /// Builds the network a state dict describes, after the same checks as
     /// `cnnspot_core::ResNet::from_state_dict`.
     pub fn from_state_dict(state: &StateDict) -> Result<FastResNet, ModelError> {
-        let (arch, num_outputs) = describe_state_dict(state)?;
-        let spec = NetSpec::new(arch, num_outputs);
+        let spec = spec_of_state(state)?;
+        let (arch, num_outputs) = (spec.arch, spec.head.outputs);
         let fold = |c: &ConvSpec| folded(state, &c.conv, &c.bn, c.stride, c.pad);
         let stem = fold(&spec.stem)?;
         let blocks =
@@ -240,10 +239,10 @@ impl FastResNet {
         let residual;
         let data = match self.spec.input {
             InputTransform::Rgb => data,
-            InputTransform::NeighbouringPixelResidual => {
+            other => {
                 residual = {
                     let mut v = data.to_vec();
-                    npr_residual(&mut v, h, w);
+                    apply_input(other, &mut v, h, w);
                     v
                 };
                 &residual[..]

@@ -16,14 +16,17 @@
 #![warn(missing_docs)]
 
 mod error;
+mod input;
 mod spec;
 mod state;
 
 pub use error::ModelError;
-pub use spec::{
-    is_head_weight, npr_residual, Arch, BlockSpec, ConvSpec, HeadSpec, InputTransform, NetSpec,
+pub use input::{
+    apply as apply_input, is_input_marker, log_spectrum, npr_residual, InputTransform,
+    SPECTRUM_EPS, SPECTRUM_MARKER,
 };
+pub use spec::{is_head_weight, Arch, BlockSpec, ConvSpec, HeadSpec, NetSpec};
 pub use state::{
     check_detector_values, check_state_dict, check_values, describe_state_dict,
-    expected_parameters, random_state_dict, StateDict,
+    expected_parameters, random_state_dict, spec_of_state, StateDict, StateTensor,
 };

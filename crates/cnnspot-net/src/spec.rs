@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use crate::input::InputTransform;
+
 /// The architectures the detector runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Arch {
@@ -26,15 +28,6 @@ pub enum Arch {
     /// 3x3 stride-2 stem, ResNet-50's first two stages and a 512-to-1 head
     /// named `fc1` (the key layout of NPR's `networks/resnet.py`).
     Npr,
-}
-
-/// What the network does to the normalised image before its stem.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InputTransform {
-    /// The image as it is.
-    Rgb,
-    /// NPR's residual `x - up(down(x))` (nearest, factor 2) times 2/3.
-    NeighbouringPixelResidual,
 }
 
 /// A convolution followed by its BatchNorm.
@@ -251,12 +244,18 @@ fn conv_spec(
 }
 
 impl NetSpec {
+    /// The same network reading its image through `input` instead of
+    /// its architecture's own transform (a spectrum classifier on NPR's
+    /// or a ResNet's backbone).
+    pub fn with_input(mut self, input: InputTransform) -> NetSpec {
+        self.input = input;
+        self
+    }
+
     /// The description of `arch` with `num_outputs` logits.
     pub fn new(arch: Arch, num_outputs: usize) -> NetSpec {
-        let (stem_kernel, input) = match arch {
-            Arch::Npr => (3, InputTransform::NeighbouringPixelResidual),
-            _ => (7, InputTransform::Rgb),
-        };
+        let stem_kernel = if arch == Arch::Npr { 3 } else { 7 };
+        let input = InputTransform::default_for(arch);
         let stem = conv_spec("conv1".into(), "bn1".into(), 3, 64, stem_kernel, 2);
         let expansion = if arch.bottleneck() { 4 } else { 1 };
         let mut in_ch = 64;
@@ -363,30 +362,6 @@ pub fn is_head_weight(name: &str) -> bool {
     name == "fc.weight" || name == "fc1.weight"
 }
 
-/// NPR's input: `x - up(down(x))` with nearest resampling by 2, times 2/3,
-/// on an NCHW batch. For even sizes this is NPR's own
-/// `x - interpolate(interpolate(x, 0.5), 2)`; the reference code fails on
-/// odd sizes, where here a last odd row or column is its own neighbour
-/// (residual 0).
-pub fn npr_residual(data: &mut [f32], h: usize, w: usize) {
-    if h == 0 || w == 0 {
-        return;
-    }
-    for plane in data.chunks_mut(h * w) {
-        // Bottom-right first, so that each anchor (even row, even column)
-        // is read before it is overwritten.
-        for y in (0..h).rev() {
-            let ay = y & !1;
-            for x in (0..w).rev() {
-                let ax = x & !1;
-                let anchor = plane[ay * w + ax];
-                let v = &mut plane[y * w + x];
-                *v = (*v - anchor) * (2.0 / 3.0);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,19 +412,5 @@ mod tests {
         assert_eq!(Arch::parse("ResNet-101"), Some(Arch::ResNet101));
         assert_eq!(Arch::parse("NPR"), Some(Arch::Npr));
         assert_eq!(Arch::parse("vgg16"), None);
-    }
-
-    #[test]
-    fn npr_residual_matches_nearest_down_then_up() {
-        let (h, w) = (4, 6);
-        let x: Vec<f32> = (0..h * w).map(|i| (i * i % 17) as f32).collect();
-        let mut r = x.clone();
-        npr_residual(&mut r, h, w);
-        for y in 0..h {
-            for c in 0..w {
-                let want = (x[y * w + c] - x[(y / 2 * 2) * w + c / 2 * 2]) * (2.0 / 3.0);
-                assert_eq!(r[y * w + c], want);
-            }
-        }
     }
 }

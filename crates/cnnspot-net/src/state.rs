@@ -3,12 +3,16 @@
 use std::collections::BTreeMap;
 
 use crate::error::ModelError;
-use crate::spec::Arch;
+use crate::input::InputTransform;
+use crate::spec::{Arch, NetSpec};
 
 /// Parameters by torchvision name, as f32 values and shapes.
 ///
 /// Both the weight readers and the training checkpoints speak this form.
-pub type StateDict = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+pub type StateDict = BTreeMap<String, StateTensor>;
+
+/// One entry of a [`StateDict`]: shape and row-major values.
+pub type StateTensor = (Vec<usize>, Vec<f32>);
 
 /// Every parameter name of `arch` with its shape, in torchvision's order.
 /// `num_batches_tracked` buffers are left out.
@@ -17,7 +21,7 @@ pub fn expected_parameters(arch: Arch, num_outputs: usize) -> Vec<(String, Vec<u
 }
 
 fn is_ignored_buffer(name: &str) -> bool {
-    name.ends_with("num_batches_tracked")
+    name.ends_with("num_batches_tracked") || crate::input::is_input_marker(name)
 }
 
 /// Checks a state dict against `arch` and lists, in one error, every
@@ -72,6 +76,14 @@ pub fn describe_state_dict(state: &StateDict) -> Result<(Arch, usize), ModelErro
     }
     check_state_dict(state, arch, num_outputs)?;
     Ok((arch, num_outputs))
+}
+
+/// The whole description of the network a state dict holds: architecture
+/// and head from [`describe_state_dict`], and the input transform it was
+/// trained with ([`InputTransform::of_state`]).
+pub fn spec_of_state(state: &StateDict) -> Result<NetSpec, ModelError> {
+    let (arch, outputs) = describe_state_dict(state)?;
+    Ok(NetSpec::new(arch, outputs).with_input(InputTransform::of_state(state, arch)))
 }
 
 /// Checks the values of a state dict a detector will score with: those of

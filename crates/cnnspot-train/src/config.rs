@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use cnnspot_augment::AugmentConfig;
+use cnnspot_core::InputTransform;
 use serde::{Deserialize, Serialize};
 
 use crate::{io_err, Result, TrainError};
@@ -24,6 +25,10 @@ pub struct TrainConfig {
     pub checkpoints_dir: PathBuf,
     /// torchvision ResNet depth: resnet18, resnet34, resnet50, resnet101, resnet152.
     pub arch: String,
+    /// What the network reads: `rgb`, `npr` or `spectrum` (Zhang et al.'s
+    /// log-magnitude DFT); none = the architecture's own (`npr` for NPR,
+    /// `rgb` for the ResNets). Saved with every checkpoint.
+    pub input: Option<String>,
     /// ImageNet weights to start from (fc replaced, N(0, 0.02)); none = random.
     pub init: Option<PathBuf>,
     /// Images per step (the reference's 64).
@@ -61,6 +66,7 @@ impl Default for TrainConfig {
             classes: Vec::new(),
             checkpoints_dir: PathBuf::from("runs"),
             arch: "resnet50".into(),
+            input: None,
             init: None,
             batch_size: 64,
             lr: 1e-4,
@@ -93,12 +99,13 @@ impl TrainConfig {
     /// Checks what can be checked before any work starts.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(TrainError::Config(m));
-        if cnnspot_core::Arch::parse(&self.arch).is_none() {
+        let Some(arch) = cnnspot_core::Arch::parse(&self.arch) else {
             return bad(format!(
-                "unknown architecture {}; use resnet18, resnet34, resnet50, resnet101 or resnet152",
+                "unknown architecture {}; use resnet18, resnet34, resnet50, resnet101, resnet152 or npr",
                 self.arch
             ));
-        }
+        };
+        self.input_transform(arch)?;
         if self.batch_size == 0 {
             return bad("batch_size must be at least 1".into());
         }
@@ -114,6 +121,26 @@ impl TrainConfig {
         self.augment
             .validate()
             .map_err(|e| TrainError::Config(e.to_string()))
+    }
+
+    /// The input transform the network of `arch` reads.
+    pub fn input_transform(&self, arch: cnnspot_core::Arch) -> Result<InputTransform> {
+        let own = InputTransform::default_for(arch);
+        let Some(name) = &self.input else {
+            return Ok(own);
+        };
+        match InputTransform::parse(name) {
+            Some(t) if t == own || t == InputTransform::Spectrum => Ok(t),
+            Some(t) => Err(TrainError::Config(format!(
+                "input {} on {}: only the architecture's own input ({}) or spectrum is supported",
+                t.name(),
+                arch.name(),
+                own.name()
+            ))),
+            None => Err(TrainError::Config(format!(
+                "unknown input {name}; use rgb, npr or spectrum"
+            ))),
+        }
     }
 
     /// The run's folder.

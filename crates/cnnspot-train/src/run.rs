@@ -8,7 +8,7 @@ use crate::step::schedule::{Decision, Schedule};
 use crate::step::{AdamConfig, TorchMoments, Trainer};
 use cnnspot_augment::rand::RngExt;
 use cnnspot_core::model::expected_parameters;
-use cnnspot_core::{default_device, Arch, StateDict};
+use cnnspot_core::{default_device, is_input_marker, Arch, InputTransform, StateDict};
 use cnnspot_weights::{AdamParamState, AdamState, TensorView, TrainingCheckpoint};
 use serde::{Deserialize, Serialize};
 
@@ -201,6 +201,9 @@ fn to_checkpoint(
             None => None,
         });
     }
+    for (name, (shape, values)) in state.iter().filter(|(n, _)| is_input_marker(n)) {
+        model.push((name.clone(), f32_view(shape, values)?));
+    }
     let mut optimizer = AdamState::new(lr, params.len());
     optimizer.params = params;
     Ok(TrainingCheckpoint {
@@ -312,6 +315,7 @@ pub fn train(
     cfg.validate()?;
     let arch = Arch::parse(&cfg.arch)
         .ok_or_else(|| TrainError::Config(format!("unknown architecture {}", cfg.arch)))?;
+    let input = cfg.input_transform(arch)?;
     let run_dir = cfg.run_dir();
     std::fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
     let latest = run_dir.join("latest.pth");
@@ -343,6 +347,15 @@ pub fn train(
             )));
         }
         let (state, moments) = from_checkpoint(arch, &ckpt);
+        let saved = InputTransform::of_state(&state, arch);
+        if saved != input {
+            return Err(TrainError::Config(format!(
+                "{} was trained on input {}, the configuration says {}",
+                latest.display(),
+                saved.name(),
+                input.name()
+            )));
+        }
         let adam = AdamConfig {
             lr: progress.schedule.lr,
             ..adam
@@ -352,10 +365,11 @@ pub fn train(
         let epochs = read_log(&log_path);
         (trainer, progress, epochs)
     } else {
-        let state = match &cfg.init {
+        let mut state = match &cfg.init {
             Some(p) => imagenet_state(p, cfg.seed)?,
             None => random_state(arch, cfg.seed),
         };
+        state.extend(input.marker(arch));
         let trainer = Trainer::from_state_dict(&state, adam, &device)?;
         // A fresh run starts a fresh log.
         let _ = std::fs::remove_file(&log_path);

@@ -191,3 +191,59 @@ fn learns_upsampling_artifacts_and_resumes_exactly() {
     eprintln!("largest weight difference, resumed vs uninterrupted: {worst:e}");
     assert!(worst <= 1e-6, "resumed run differs by {worst}");
 }
+
+/// A spectrum classifier (Zhang et al.'s input) needs no ../shared: noise
+/// reals against fakes with a 2-pixel period, which the spectrum shows as
+/// one bright frequency.
+#[test]
+fn a_spectrum_run_saves_its_input_and_refuses_to_resume_as_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut s = 12345u32;
+    let mut next = move || {
+        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (s >> 24) as u8
+    };
+    for (label, periodic) in [("0_real", false), ("1_fake", true)] {
+        let folder = data.join(label);
+        std::fs::create_dir_all(&folder).unwrap();
+        for i in 0..8 {
+            let img = RgbImage::from_fn(32, 32, |x, y| {
+                let v = next() / 2 + 64;
+                let v = if periodic && (x + y) % 2 == 0 {
+                    v / 2
+                } else {
+                    v
+                };
+                image::Rgb([v, v, v])
+            });
+            img.save(folder.join(format!("{i}.png"))).unwrap();
+        }
+    }
+    let runs = dir.path().join("runs");
+    let mut cfg = config(&data, &runs, "spectrum");
+    cfg.input = Some("spectrum".into());
+    cfg.epochs = 1;
+    cfg.batch_size = 8;
+    cfg.augment.load_size = 32;
+    cfg.augment.crop_size = 32;
+    let summary = train(&cfg, false, None, &mut |_| {}).unwrap();
+    let latest = summary.run_dir.join("latest.pth");
+    let ckpt = cnnspot_weights::load(&latest).unwrap();
+    assert!(ckpt.get(cnnspot_core::SPECTRUM_MARKER).is_some());
+    let detector = Detector::load(&latest).unwrap();
+    assert_eq!(detector.info().input, "spectrum");
+    assert_eq!(detector.info().arch, "resnet18");
+
+    // Resuming the run as an RGB network is a configuration error.
+    let mut rgb = cfg.clone();
+    rgb.input = None;
+    let err = train(&rgb, true, None, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("spectrum") && err.contains("rgb"), "{err}");
+    // An input the architecture cannot take is refused before any work.
+    let mut bad = cfg.clone();
+    bad.input = Some("npr".into());
+    assert!(train(&bad, false, None, &mut |_| {}).is_err());
+}

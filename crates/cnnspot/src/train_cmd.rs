@@ -32,9 +32,13 @@ pub struct TrainArgs {
     /// Folder of runs [default: runs].
     #[arg(long, value_name = "DIR")]
     checkpoints_dir: Option<PathBuf>,
-    /// resnet18, resnet34, resnet50 (default), resnet101, resnet152.
+    /// resnet18, resnet34, resnet50 (default), resnet101, resnet152, npr.
     #[arg(long)]
     arch: Option<String>,
+    /// What the network reads: its own input (rgb; npr for NPR) or
+    /// `spectrum`, the log-magnitude DFT of Zhang et al.'s AutoGAN classifier.
+    #[arg(long, value_name = "rgb|npr|spectrum")]
+    input: Option<String>,
     /// torchvision ImageNet weights to start from (the head is replaced).
     #[arg(long, value_name = "FILE")]
     init: Option<PathBuf>,
@@ -85,6 +89,9 @@ fn effective_config(a: &TrainArgs) -> Result<TrainConfig> {
     set!(name);
     set!(checkpoints_dir);
     set!(arch);
+    if let Some(v) = &a.input {
+        c.input = Some(v.clone());
+    }
     set!(seed);
     set!(batch_size);
     set!(lr);

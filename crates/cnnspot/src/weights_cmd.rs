@@ -179,6 +179,9 @@ fn info(file: &Path, json: bool) -> Result<ExitCode> {
                 .as_deref()
                 .unwrap_or("unknown (not a torchvision ResNet)")
         );
+        if let Some(input) = &info.input {
+            println!("input:        {input}");
+        }
         if let Some(n) = info.num_outputs {
             println!("outputs:      {n}");
         }
