@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use cnnspot_eval::dataset::{Generator, Item, Label};
+use cnnspot_linalg::{Complex, Fft2F32};
 use image::RgbImage;
 use rayon::prelude::*;
-use rustfft::num_complex::Complex;
-use rustfft::{Fft, FftPlanner};
 
 use crate::error::{AnalysisError, Result};
 use crate::median::median_filter;
@@ -67,7 +66,7 @@ impl Default for SpectrumOptions {
 pub struct Spectrum2d {
     n: usize,
     opts: SpectrumOptions,
-    fft: Arc<dyn Fft<f32>>,
+    fft: Arc<Fft2F32>,
 }
 
 impl std::fmt::Debug for Spectrum2d {
@@ -92,7 +91,7 @@ impl Spectrum2d {
             )));
         }
         let n = opts.crop as usize;
-        let fft = FftPlanner::<f32>::new().plan_fft_forward(n);
+        let fft = Arc::new(Fft2F32::forward(n, n));
         Ok(Spectrum2d { n, opts, fft })
     }
 
@@ -119,8 +118,6 @@ impl Spectrum2d {
         };
         let mut mag = vec![0f32; n * n];
         let mut buf = vec![Complex::new(0f32, 0f32); n * n];
-        let mut tmp = vec![Complex::new(0f32, 0f32); n * n];
-        let mut scratch = vec![Complex::new(0f32, 0f32); self.fft.get_inplace_scratch_len()];
         let planes: &[&[usize]] = if self.opts.gray {
             &[&[0, 1, 2]]
         } else {
@@ -132,9 +129,8 @@ impl Spectrum2d {
                 let s: f32 = chans.iter().map(|&c| residual(i, c)).sum();
                 *v = Complex::new(s * scale, 0.0);
             }
-            self.fft2(&mut buf, &mut tmp, &mut scratch);
-            // `buf` holds the transform transposed: buf[kx * n + ky].
-            for (m, v) in mag.iter_mut().zip(transposed(&buf, n)) {
+            self.fft.process(&mut buf);
+            for (m, v) in mag.iter_mut().zip(&buf) {
                 *m += v.norm();
             }
         }
@@ -150,31 +146,6 @@ impl Spectrum2d {
         }
         out
     }
-
-    /// 2-D FFT of the row-major `n` x `n` `buf`; the result is left
-    /// transposed in `buf` (index `kx * n + ky`).
-    fn fft2(
-        &self,
-        buf: &mut [Complex<f32>],
-        tmp: &mut [Complex<f32>],
-        scratch: &mut [Complex<f32>],
-    ) {
-        let n = self.n;
-        self.fft.process_with_scratch(buf, scratch);
-        for y in 0..n {
-            for x in 0..n {
-                tmp[x * n + y] = buf[y * n + x];
-            }
-        }
-        self.fft.process_with_scratch(tmp, scratch);
-        buf.copy_from_slice(tmp);
-    }
-}
-
-/// Iterates a transposed `n` x `n` buffer in row-major order of the
-/// original.
-fn transposed(buf: &[Complex<f32>], n: usize) -> impl Iterator<Item = Complex<f32>> + '_ {
-    (0..n * n).map(move |i| buf[(i % n) * n + i / n])
 }
 
 /// A running sum of spectra (in `f64`) and their count.

@@ -8,9 +8,8 @@ use cnnspot_analysis::{
     generator_spectra, median_filter, HighPass, Spectrum2d, SpectrumAccumulator, SpectrumOptions,
 };
 use cnnspot_eval::dataset::Dataset;
+use cnnspot_linalg::{Complex, Fft2F32};
 use image::{Rgb, RgbImage};
-use rustfft::num_complex::Complex;
-use rustfft::FftPlanner;
 
 const N: usize = 256;
 
@@ -95,7 +94,7 @@ fn upsampled_image(rng: &mut Rng) -> RgbImage {
 /// Natural-image-like noise: random phases with a 1/f amplitude spectrum,
 /// per channel, by inverse FFT.
 fn pink_noise(rng: &mut Rng) -> RgbImage {
-    let fft = FftPlanner::<f32>::new().plan_fft_inverse(N);
+    let fft = Fft2F32::inverse(N, N);
     let mut planes = Vec::new();
     for _ in 0..3 {
         let mut buf: Vec<Complex<f32>> = (0..N * N)
@@ -110,14 +109,12 @@ fn pink_noise(rng: &mut Rng) -> RgbImage {
             })
             .collect();
         fft.process(&mut buf);
-        let mut t = vec![Complex::new(0f32, 0f32); N * N];
-        for y in 0..N {
-            for x in 0..N {
-                t[x * N + y] = buf[y * N + x];
-            }
-        }
-        fft.process(&mut t);
-        planes.push(t.iter().map(|c| c.re).collect::<Vec<f32>>());
+        // Transposed, as this noise has always been laid out.
+        planes.push(
+            (0..N * N)
+                .map(|i| buf[(i % N) * N + i / N].re)
+                .collect::<Vec<f32>>(),
+        );
     }
     let values: Vec<[f32; 3]> = (0..N * N)
         .map(|i| [planes[0][i], planes[1][i], planes[2][i]])

@@ -8,8 +8,7 @@
 //! one-value marker tensor in the state dict ([`SPECTRUM_MARKER`]), so that
 //! it travels through every weight format and conversion unchanged.
 
-use rustfft::num_complex::Complex;
-use rustfft::FftPlanner;
+use cnnspot_linalg::{Complex, Fft2F64};
 
 use crate::spec::Arch;
 use crate::state::{StateDict, StateTensor};
@@ -128,11 +127,8 @@ pub fn log_spectrum(data: &mut [f32], h: usize, w: usize) {
     if h == 0 || w == 0 {
         return;
     }
-    let mut planner = FftPlanner::<f64>::new();
-    let row_fft = planner.plan_fft_forward(w);
-    let col_fft = planner.plan_fft_forward(h);
+    let fft = Fft2F64::forward(h, w);
     let mut buf = vec![Complex::new(0.0f64, 0.0); h * w];
-    let mut column = vec![Complex::new(0.0f64, 0.0); h];
     let mut shifted = vec![0.0f64; h * w];
     for plane in data.chunks_mut(h * w) {
         for (b, &v) in buf.iter_mut().zip(plane.iter()) {
@@ -140,17 +136,7 @@ pub fn log_spectrum(data: &mut [f32], h: usize, w: usize) {
         }
         // In f64: the logarithm magnifies the rounding of near-zero
         // frequencies, which f32 leaves at 1e-4 of the output's scale.
-        // Rows in place; then each column through a scratch copy.
-        row_fft.process(&mut buf);
-        for x in 0..w {
-            for y in 0..h {
-                column[y] = buf[y * w + x];
-            }
-            col_fft.process(&mut column);
-            for y in 0..h {
-                buf[y * w + x] = column[y];
-            }
-        }
+        fft.process(&mut buf);
         for y in 0..h {
             let sy = (y + h / 2) % h;
             for x in 0..w {

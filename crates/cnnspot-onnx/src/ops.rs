@@ -1,6 +1,7 @@
 //! Numeric kernels on float32 tensors: convolution (im2col + gemm),
 //! broadcasting elementwise ops, reductions, padding, resizing.
 
+use cnnspot_linalg::matmul;
 use std::sync::Mutex;
 
 use rayon::prelude::*;
@@ -626,58 +627,6 @@ pub(crate) fn resize_linear(
 }
 
 // ----------------------------------------------------------------- conv ---
-
-/// `dst[m x n] = a[m x k] * b[k x n]` (overwrites dst). `a` rows are
-/// `a_rs` apart, `b` rows `b_rs` apart, `dst` rows `n` apart; all rows dense.
-#[allow(clippy::too_many_arguments)]
-fn matmul(
-    dst: &mut [f32],
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    a_rs: usize,
-    b: &[f32],
-    b_rs: usize,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        dst[..m * n].fill(0.0);
-        return;
-    }
-    assert!(dst.len() >= m * n, "matmul: dst too small");
-    assert!(a.len() >= (m - 1) * a_rs + k, "matmul: lhs too small");
-    assert!(b.len() >= (k - 1) * b_rs + n, "matmul: rhs too small");
-    // SAFETY: the assertions above guarantee that every element gemm reads
-    // (lhs rows 0..m with stride a_rs and k columns, rhs rows 0..k with stride
-    // b_rs and n columns) and writes (dst m x n, row stride n) lies inside the
-    // given slices; dst does not alias a or b (it is a distinct &mut slice).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            a_rs as isize,
-            b.as_ptr(),
-            1,
-            b_rs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
 
 /// 2-D convolution geometry, padding resolved (`pl`, `pt`: left and top
 /// pads; right and bottom ones are implied by `outw`, `outh`).

@@ -6,10 +6,9 @@
 use std::path::PathBuf;
 
 use cnnspot_generators::{Generator, Kind};
+use cnnspot_linalg::{Complex, Fft2F64};
 use cnnspot_simulators::{fit, names, prepare_with, FitOptions, SimulatorError};
 use image::{Rgb, RgbImage};
-use rustfft::num_complex::Complex;
-use rustfft::FftPlanner;
 
 /// A smooth synthetic photo: a colour gradient, a soft disc and a soft
 /// rectangle, placed by `k`.
@@ -141,8 +140,7 @@ fn same_seed_same_net_cache_reloads_different_seed_differs() {
 /// Mean over `images` of |FFT| of the high-pass residual (grey minus its 3x3
 /// box blur, wrapped), `n` x `n` (images are cropped to it).
 fn residual_spectrum(images: &[RgbImage], n: usize) -> Vec<f64> {
-    let mut planner = FftPlanner::<f64>::new();
-    let fft = planner.plan_fft_forward(n);
+    let fft = Fft2F64::forward(n, n);
     let mut acc = vec![0f64; n * n];
     for img in images {
         let g: Vec<f64> = (0..n * n)
@@ -163,19 +161,7 @@ fn residual_spectrum(images: &[RgbImage], n: usize) -> Vec<f64> {
                 Complex::new(g[i] - blur / 9.0, 0.0)
             })
             .collect();
-        for row in buf.chunks_mut(n) {
-            fft.process(row);
-        }
-        let mut col = vec![Complex::new(0.0, 0.0); n];
-        for x in 0..n {
-            for (y, v) in col.iter_mut().enumerate() {
-                *v = buf[y * n + x];
-            }
-            fft.process(&mut col);
-            for (y, v) in col.iter().enumerate() {
-                buf[y * n + x] = *v;
-            }
-        }
+        fft.process(&mut buf);
         for (a, b) in acc.iter_mut().zip(&buf) {
             *a += b.norm() / images.len() as f64;
         }
