@@ -65,12 +65,9 @@ pub fn info(path: &Path) -> Result<WeightsInfo> {
         format: ckpt.format.to_string(),
         arch: arch.map(|a| a.name().to_string()),
         input: arch.map(|a| {
-            let spectrum = ckpt.get(cnnspot_net::SPECTRUM_MARKER).is_some();
-            if spectrum {
-                crate::InputTransform::Spectrum.name().to_string()
-            } else {
-                crate::InputTransform::default_for(a).name().to_string()
-            }
+            crate::InputTransform::of_names(ckpt.names(), a)
+                .name()
+                .to_string()
         }),
         num_outputs,
         parameters,

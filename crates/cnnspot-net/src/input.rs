@@ -64,7 +64,13 @@ impl InputTransform {
 
     /// The transform a state dict of `arch` was trained with.
     pub fn of_state(state: &StateDict, arch: Arch) -> InputTransform {
-        if state.contains_key(SPECTRUM_MARKER) {
+        InputTransform::of_names(state.keys().map(String::as_str), arch)
+    }
+
+    /// The transform a network of `arch` whose tensors have these names
+    /// reads (for a checkpoint not yet converted to a [`StateDict`]).
+    pub fn of_names<'a>(names: impl IntoIterator<Item = &'a str>, arch: Arch) -> InputTransform {
+        if names.into_iter().any(is_input_marker) {
             InputTransform::Spectrum
         } else {
             InputTransform::default_for(arch)

@@ -130,7 +130,8 @@ impl TrainConfig {
             return Ok(own);
         };
         match InputTransform::parse(name) {
-            Some(t) if t == own || t == InputTransform::Spectrum => Ok(t),
+            // A checkpoint can record any input it has a marker for.
+            Some(t) if t == own || t.marker(arch).is_some() => Ok(t),
             Some(t) => Err(TrainError::Config(format!(
                 "input {} on {}: only the architecture's own input ({}) or spectrum is supported",
                 t.name(),
