@@ -502,6 +502,32 @@ mod tests {
     }
 
     #[test]
+    fn an_image_gives_the_same_logit_whatever_it_is_batched_with() {
+        // Small images, where the choice between Winograd and the direct
+        // convolution of the last stages sits near its threshold.
+        for (arch, (h, w)) in [
+            (Arch::Npr, (48, 56)),
+            (Arch::Npr, (96, 80)),
+            (Arch::ResNet18, (64, 72)),
+        ] {
+            let net = FastResNet::from_state_dict(&random_state(arch, 1, 5)).unwrap();
+            let plane = 3 * h * w;
+            let x = random_input(4 * plane, (h * w) as u32);
+            let batched = net.forward_nchw(&x, 4, h, w);
+            for i in 0..4 {
+                let alone = net.forward_nchw(&x[i * plane..(i + 1) * plane], 1, h, w);
+                assert_eq!(
+                    alone[0].to_bits(),
+                    batched[i].to_bits(),
+                    "{arch:?} {h}x{w} image {i}: alone {} batched {}",
+                    alone[0],
+                    batched[i]
+                );
+            }
+        }
+    }
+
+    #[test]
     fn tiled_images_give_the_whole_image_logits() {
         for (arch, seed) in [(Arch::ResNet18, 21), (Arch::ResNet50, 23)] {
             let state = random_state(arch, 2, seed);

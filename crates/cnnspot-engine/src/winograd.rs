@@ -94,7 +94,10 @@ impl Winograd {
     /// weights cost more memory traffic than the saved arithmetic (16
     /// tiles, ResNet-50's layer4 at 224x224, still gained a third).
     pub fn worth_it(x: &Act) -> bool {
-        x.n * x.h.div_ceil(2) * x.w.div_ceil(2) >= 16
+        // Per image, not per batch: an image must give the same logit
+        // whatever it is batched with (a sharded run equals an unsharded
+        // one), and the two algorithms round differently.
+        x.h.div_ceil(2) * x.w.div_ceil(2) >= 16
     }
 
     /// `relu?(conv3x3(x, pad 1) + bias + residual?)`.
