@@ -69,6 +69,15 @@ pub enum EvalError {
         why: String,
     },
 
+    /// The shards of a sharded run cannot be merged (yet).
+    #[error("cannot merge the shards in {dir}: {}", problems.join("; "))]
+    Shards {
+        /// The output folder.
+        dir: PathBuf,
+        /// Each problem, naming its shard and what to rerun.
+        problems: Vec<String>,
+    },
+
     /// A JSON document could not be made or read.
     #[error("{path}: {why}")]
     Json {

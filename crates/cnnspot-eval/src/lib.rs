@@ -40,6 +40,7 @@ pub mod report;
 pub mod robustness;
 pub mod run;
 pub mod scores;
+pub mod shard;
 
 pub use error::{EvalError, Result};
 

@@ -7,6 +7,7 @@
 //! DIR/scores.jsonl         eval: one row per image (appended as scored; resumes)
 //! DIR/scores.meta.json     eval: the settings and checkpoint the scores were made with
 //! DIR/pr_curves.{png,svg}  eval: precision-recall curve per generator
+//! DIR/shards/K-of-N/       eval --shard K/N: that shard's scores.jsonl, scores.meta.json, shard.json
 //! DIR/robustness.json      robustness: AP and accuracy at every perturbation
 //! DIR/robustness.csv       robustness: the same as CSV
 //! DIR/robustness_<kind>.{png,svg}  robustness: AP against JPEG quality / blur sigma
@@ -26,6 +27,10 @@ pub const SCORES_META_JSON: &str = "scores.meta.json";
 pub const PR_CURVES_PNG: &str = "pr_curves.png";
 /// `eval`: the precision-recall curves (SVG).
 pub const PR_CURVES_SVG: &str = "pr_curves.svg";
+/// `eval --shard`: the folder of the shards' folders (`K-of-N`).
+pub const SHARDS_DIR: &str = "shards";
+/// `eval --shard`: written into a shard's folder when it has finished.
+pub const SHARD_JSON: &str = "shard.json";
 /// `robustness`: AP and accuracy under each perturbation.
 pub const ROBUSTNESS_JSON: &str = "robustness.json";
 /// `robustness`: the same as CSV.

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::inputs;
 use crate::model_args::ModelArgs;
 use crate::output::{Format, RowWriter};
+use crate::shard_arg::ShardArg;
 
 #[derive(clap::Args, Debug)]
 pub struct DetectArgs {
@@ -58,6 +59,9 @@ pub struct DetectArgs {
     quiet: bool,
 
     #[command(flatten)]
+    shard: ShardArg,
+
+    #[command(flatten)]
     model: ModelArgs,
 }
 
@@ -71,9 +75,23 @@ pub(crate) fn parse_threshold(s: &str) -> Result<f32, String> {
 }
 
 pub fn run(args: DetectArgs) -> Result<ExitCode> {
-    let files = inputs::expand(&args.inputs, args.all_files)?;
+    let mut files = inputs::expand(&args.inputs, args.all_files)?;
     if files.is_empty() {
         bail!("no image files found in {}", args.inputs.join(", "));
+    }
+    if let Some(shard) = args.shard.resolve()? {
+        let all = files.len();
+        files.retain(|f| shard.holds(&inputs::shard_key(&args.inputs, f)));
+        if !args.quiet {
+            eprintln!("shard {shard}: {} of the {all} files", files.len());
+        }
+        if files.is_empty() {
+            // Nothing to score is this task's whole, successful share.
+            let mut writer = RowWriter::new(args.format, 0.5, std::io::stdout().lock());
+            writer.header()?;
+            writer.finish()?;
+            return Ok(ExitCode::SUCCESS);
+        }
     }
     let detector = args.model.open()?;
     let opts = PreprocessOptions {

@@ -18,10 +18,14 @@ use cnnspot_eval::scores::{
     read_meta, read_rows, to_json, write_atomic, CheckpointId, RunMeta, ScoreRow, ScoreStore,
     Settings,
 };
+use cnnspot_eval::shard::{
+    keys_digest, write_merged_scores, write_record, DatasetId, ShardRecord, SHARD_FORMAT,
+};
 use cnnspot_eval::{plot, tool_version};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::model_args::ModelArgs;
+use crate::shard_arg::ShardArg;
 
 /// How the table is printed.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,10 +44,22 @@ pub struct EvalArgs {
     /// generator's folder holding 0_real and 1_fake).
     #[arg(
         value_name = "ROOT",
-        required_unless_present = "from_scores",
-        conflicts_with = "from_scores"
+        required_unless_present_any = ["from_scores", "merge"],
+        conflicts_with_all = ["from_scores", "merge"]
     )]
     root: Option<PathBuf>,
+
+    /// With --shard: scores go into DIR/shards/K-of-N/ (see --merge).
+    #[command(flatten)]
+    shard: ShardArg,
+
+    /// Join the shards in DIR/shards/ (each made by `--shard K/N --out DIR`)
+    /// into the results an unsharded run writes into DIR, after checking
+    /// that they are complete, disjoint and made with the same settings
+    /// and weights.
+    #[arg(long, value_name = "DIR",
+          conflicts_with_all = ["from_scores", "out", "shard", "crop", "no_crop", "generators"])]
+    merge: Option<PathBuf>,
 
     /// Recompute the tables from the scores.jsonl of an earlier run instead
     /// of scoring images (its scores.meta.json, if beside it, gives the
@@ -108,11 +124,19 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         return compare(args, &models);
     }
     let started = Instant::now();
-    let (doc, rows) = match &args.from_scores {
-        Some(file) => from_scores(&args, file)?,
-        None => score_dataset(&args, started)?,
+    let (doc, rows) = match (&args.from_scores, &args.merge) {
+        (Some(file), _) => from_scores(&args, file)?,
+        (None, Some(dir)) => merge(&args, dir)?,
+        (None, None) => score_dataset(&args, started)?,
     };
-    if let Some(dir) = &args.out {
+    // A shard's table covers a part of the dataset: its results are the
+    // merge's to write.
+    let results_dir = match (&args.merge, args.shard.shard) {
+        (Some(dir), _) => Some(dir),
+        (None, Some(_)) => None,
+        (None, None) => args.out.as_ref(),
+    };
+    if let Some(dir) = results_dir {
         write_results(dir, &doc, &rows)?;
     }
     let text = match args.format {
@@ -138,6 +162,25 @@ fn score_dataset(args: &EvalArgs, started: Instant) -> Result<(ResultsDoc, Vec<S
     if !args.generators.is_empty() {
         dataset.select(&args.generators)?;
     }
+    let whole = DatasetId::of(&dataset);
+    let shard = args.shard.resolve()?;
+    if shard.is_some() && args.out.is_none() {
+        bail!("--shard needs --out DIR: the shards are joined from DIR/shards/ by --merge DIR");
+    }
+    if let Some(shard) = shard {
+        dataset.retain_shard(shard);
+        if !args.quiet {
+            eprintln!(
+                "shard {shard}: {} of the {} images",
+                dataset.len(),
+                whole.images
+            );
+        }
+    }
+    let out_dir = match (shard, &args.out) {
+        (Some(shard), Some(dir)) => Some(shard.dir(dir)),
+        (_, dir) => dir.clone(),
+    };
     let detector = args.model.open()?;
     let checkpoint = CheckpointId::of(&detector)?;
     let settings = Settings {
@@ -146,7 +189,7 @@ fn score_dataset(args: &EvalArgs, started: Instant) -> Result<(ResultsDoc, Vec<S
         perturbation: None,
     };
     let meta = RunMeta::new(root, settings.clone(), checkpoint.clone());
-    let mut store = match &args.out {
+    let mut store = match &out_dir {
         Some(dir) => Some(ScoreStore::open(dir, &meta)?),
         None => None,
     };
@@ -185,6 +228,26 @@ fn score_dataset(args: &EvalArgs, started: Instant) -> Result<(ResultsDoc, Vec<S
     let order: Vec<String> = dataset.generators.iter().map(|g| g.name.clone()).collect();
     let report = Report::from_rows(&eval.rows, &order);
     let wall = started.elapsed().as_secs_f64();
+    if let (Some(shard), Some(dir), Some(out)) = (shard, &out_dir, &args.out) {
+        let record = ShardRecord {
+            format: SHARD_FORMAT.to_string(),
+            shard,
+            dataset: whole,
+            images: eval.rows.len(),
+            keys_sha256: keys_digest(eval.rows.iter().map(|r| r.path.as_str())),
+            scored_now: eval.scored_now,
+            reused: eval.reused,
+            wall_seconds: wall,
+        };
+        write_record(dir, &record)?;
+        if !args.quiet {
+            eprintln!(
+                "shard {shard} finished; when all {} have: cnnspot eval --merge {}",
+                shard.count,
+                out.display()
+            );
+        }
+    }
     if !args.quiet {
         eprintln!(
             "scored {} images, reused {}, in {wall:.1} s",
@@ -213,6 +276,33 @@ fn score_dataset(args: &EvalArgs, started: Instant) -> Result<(ResultsDoc, Vec<S
         warnings,
     );
     Ok((doc, eval.rows))
+}
+
+/// `--merge DIR`: the shards' rows, checked and joined, as one run's.
+fn merge(args: &EvalArgs, dir: &Path) -> Result<(ResultsDoc, Vec<ScoreRow>)> {
+    let started = Instant::now();
+    let merged = cnnspot_eval::shard::merge(dir)?;
+    write_merged_scores(dir, &merged)?;
+    let report = Report::from_rows(&merged.rows, &merged.dataset.generators);
+    if !args.quiet {
+        eprintln!(
+            "merged {} shards, {} images, in {:.2} s",
+            merged.records.len(),
+            merged.rows.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let doc = doc(
+        report,
+        Some(merged.meta.root.clone()),
+        Some(merged.meta.settings.clone()),
+        Some(merged.meta.checkpoint.clone()),
+        merged.rows.len(),
+        (merged.scored_now(), merged.reused()),
+        Some(merged.wall_seconds()),
+        merged.dataset.warnings.clone(),
+    );
+    Ok((doc, merged.rows))
 }
 
 fn from_scores(args: &EvalArgs, file: &Path) -> Result<(ResultsDoc, Vec<ScoreRow>)> {
@@ -421,8 +511,11 @@ fn model_folder(name: &str) -> String {
 /// results folder (`DIR/<model>/`), and one table with a column of AP and
 /// accuracy per model per generator (the paper's Fig. 4 comparison).
 fn compare(args: EvalArgs, models: &[String]) -> Result<ExitCode> {
-    if args.from_scores.is_some() {
-        bail!("--from-scores reads one run; compare models by scoring the dataset");
+    if args.from_scores.is_some() || args.merge.is_some() {
+        bail!("--from-scores and --merge read one run; compare models by scoring the dataset");
+    }
+    if args.shard.shard.is_some() {
+        bail!("--shard scores one model: run a sharded eval per model, each with its own --out");
     }
     let mut docs = Vec::new();
     for name in models {

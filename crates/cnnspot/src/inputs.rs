@@ -63,6 +63,24 @@ pub fn expand(args: &[String], all_files: bool) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The name under which `--shard` hashes a file that [`expand`] found for
+/// `args`: its path relative to the folder argument it was found in (so
+/// that tasks mounting the folder at different places agree), or the path
+/// as given; `/`-separated.
+pub fn shard_key(args: &[String], path: &Path) -> String {
+    let relative = args
+        .iter()
+        .map(Path::new)
+        .filter(|a| a.is_dir())
+        .find_map(|a| path.strip_prefix(a).ok())
+        .unwrap_or(path);
+    relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

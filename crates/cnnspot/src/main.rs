@@ -13,6 +13,7 @@ mod output;
 mod report_cmd;
 mod robustness_cmd;
 mod serve_cmd;
+mod shard_arg;
 mod spectrum_cmd;
 mod synth_cmd;
 mod train_cmd;

@@ -420,3 +420,274 @@ fn dataset_check_flags_stylegan2_only_for_its_formats() {
         "file format"
     );
 }
+
+/// Three generators of made images (noise of differing smoothness, so the
+/// scores differ), a broken file, and 60 images in all: no `../shared`.
+fn made_dataset() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = 7u64;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as u32
+    };
+    for (g, generator) in ["alpha", "beta", "gamma"].iter().enumerate() {
+        for (label, folder) in ["0_real", "1_fake"].iter().enumerate() {
+            let d = dir.path().join(generator).join(folder);
+            std::fs::create_dir_all(&d).unwrap();
+            for i in 0..10 {
+                let step = 1 + (g + label + i % 3) as u32;
+                let img = image::RgbImage::from_fn(48 + 8 * (i % 2) as u32, 48, |x, y| {
+                    let v = next();
+                    let base = ((x / step + y / step) * 37) as u8;
+                    image::Rgb([base ^ (v as u8 & 31), (v >> 8) as u8, base])
+                });
+                img.save(d.join(format!("{i:02}.png"))).unwrap();
+            }
+        }
+    }
+    std::fs::write(dir.path().join("beta/1_fake/broken.png"), b"not a png").unwrap();
+    dir
+}
+
+/// `cnnspot ARGS` with a chosen array-job environment (and no other).
+fn cnnspot_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cnnspot"));
+    cmd.args(args).env_remove("CNNSPOT_CACHE_DIR");
+    for var in [
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_ARRAY_TASK_MIN",
+        "SLURM_ARRAY_TASK_COUNT",
+        "JOB_COMPLETION_INDEX",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("cnnspot runs")
+}
+
+fn rows_by_path(p: &Path) -> Vec<(String, Value)> {
+    rows(p)
+        .into_iter()
+        .map(|r| (r["path"].as_str().unwrap().to_string(), r))
+        .collect()
+}
+
+#[test]
+fn shards_scored_apart_merge_into_exactly_the_unsharded_run() {
+    let data = made_dataset();
+    let dir = tempfile::tempdir().unwrap();
+    let single = dir.path().join("single");
+    let sharded = dir.path().join("sharded");
+    let d = s(data.path());
+    let whole = cnnspot(&["eval", d, "--out", s(&single), "--format", "json", "-q"]);
+    assert_eq!(whole.status.code(), Some(0), "{}", text(&whole.stderr));
+    let whole: Value = serde_json::from_slice(&whole.stdout).unwrap();
+    assert_eq!(whole["images"]["total"], 61);
+    assert_eq!(whole["images"]["left_out"], 1);
+
+    // Shards 0 and 1 by number, shard 2 as Kubernetes' pod 2 of 3 would.
+    for k in ["0/3", "1/3"] {
+        ok(&cnnspot(&[
+            "eval",
+            d,
+            "--out",
+            s(&sharded),
+            "--shard",
+            k,
+            "-q",
+        ]));
+    }
+    let missing = cnnspot(&["eval", "--merge", s(&sharded)]);
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing.stderr));
+    assert!(
+        text(&missing.stderr).contains("shard 2-of-3 is missing: run task 2 (--shard 2/3)"),
+        "{}",
+        text(&missing.stderr)
+    );
+    assert!(!sharded.join("results.json").exists());
+    ok(&cnnspot_env(
+        &["eval", d, "--out", s(&sharded), "--shard", "auto/3", "-q"],
+        &[("JOB_COMPLETION_INDEX", "2")],
+    ));
+
+    // Disjoint shards that cover the dataset, each image in the shard its
+    // hash names.
+    let mut seen = HashMap::new();
+    for k in 0..3 {
+        let part = rows_by_path(&sharded.join(format!("shards/{k}-of-3/scores.jsonl")));
+        assert!(
+            !part.is_empty() && part.len() < 61,
+            "shard {k}: {}",
+            part.len()
+        );
+        let record = read_json(&sharded.join(format!("shards/{k}-of-3/shard.json")));
+        assert_eq!(record["images"].as_u64(), Some(part.len() as u64));
+        for (path, _) in part {
+            assert!(seen.insert(path.clone(), k).is_none(), "{path} twice");
+        }
+    }
+    assert_eq!(seen.len(), 61);
+
+    let merged = cnnspot(&["eval", "--merge", s(&sharded), "--format", "json", "-q"]);
+    ok(&merged);
+    let merged: Value = serde_json::from_slice(&merged.stdout).unwrap();
+    for key in [
+        "generators",
+        "mean",
+        "left_out",
+        "settings",
+        "checkpoint",
+        "root",
+    ] {
+        assert_eq!(merged[key], whole[key], "{key}");
+    }
+    assert_eq!(merged["images"]["total"], 61);
+    assert_eq!(
+        read_json(&sharded.join("results.json"))["mean"],
+        whole["mean"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(sharded.join("results.csv")).unwrap(),
+        std::fs::read_to_string(single.join("results.csv")).unwrap()
+    );
+    assert!(sharded.join("pr_curves.png").exists());
+    // The merged scores list every image in the unsharded run's order with
+    // the same logit.
+    let a = rows_by_path(&single.join("scores.jsonl"));
+    let b = rows_by_path(&sharded.join("scores.jsonl"));
+    assert_eq!(a.len(), b.len());
+    for ((pa, ra), (pb, rb)) in a.iter().zip(&b) {
+        assert_eq!(pa, pb);
+        assert_eq!(ra["logit"], rb["logit"], "{pa}");
+        assert_eq!(ra["error"], rb["error"], "{pa}");
+    }
+    // `--from-scores` reads the merged folder as any run's.
+    let again = cnnspot(&[
+        "eval",
+        "--from-scores",
+        s(&sharded.join("scores.jsonl")),
+        "--format",
+        "json",
+    ]);
+    ok(&again);
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["mean"], whole["mean"]);
+}
+
+#[test]
+fn a_merge_names_the_unfinished_and_the_mismatched_shard() {
+    let data = made_dataset();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let d = s(data.path());
+    ok(&cnnspot(&[
+        "eval",
+        d,
+        "--out",
+        s(&out),
+        "--shard",
+        "0/2",
+        "-q",
+    ]));
+    // Shard 1 made with another crop.
+    ok(&cnnspot(&[
+        "eval",
+        d,
+        "--out",
+        s(&out),
+        "--shard",
+        "1/2",
+        "--crop",
+        "40",
+        "-q",
+    ]));
+    let refused = cnnspot(&["eval", "--merge", s(&out)]);
+    assert!(!refused.status.success());
+    let why = text(&refused.stderr);
+    assert!(
+        why.contains("shard 1-of-2 was made with crop 40, not no crop"),
+        "{why}"
+    );
+    // Shard 1 again, as settled, but interrupted: no shard.json yet.
+    std::fs::remove_dir_all(out.join("shards/1-of-2")).unwrap();
+    ok(&cnnspot(&[
+        "eval",
+        d,
+        "--out",
+        s(&out),
+        "--shard",
+        "1/2",
+        "-q",
+    ]));
+    std::fs::remove_file(out.join("shards/1-of-2/shard.json")).unwrap();
+    let unfinished = cnnspot(&["eval", "--merge", s(&out)]);
+    assert!(!unfinished.status.success());
+    let why = text(&unfinished.stderr);
+    assert!(why.contains("shard 1-of-2 did not finish"), "{why}");
+    assert!(why.contains("--shard 1/2"), "{why}");
+    // Rerunning it resumes (nothing left to score) and completes the run.
+    let rerun = cnnspot(&["eval", d, "--out", s(&out), "--shard", "1/2"]);
+    ok(&rerun);
+    assert!(
+        text(&rerun.stderr).contains("resuming"),
+        "{}",
+        text(&rerun.stderr)
+    );
+    // Only a file that failed before is tried again.
+    let record = read_json(&out.join("shards/1-of-2/shard.json"));
+    let (images, reused) = (record["images"].as_u64(), record["reused"].as_u64());
+    assert!(
+        matches!((images, reused), (Some(n), Some(r)) if r + 1 >= n && r > 0),
+        "{record}"
+    );
+    ok(&cnnspot(&["eval", "--merge", s(&out), "-q"]));
+    assert_eq!(read_json(&out.join("results.json"))["images"]["total"], 61);
+
+    // Without a shard in the environment, `auto` says where it looked.
+    let no_env = cnnspot_env(&["eval", d, "--out", s(&out), "--shard", "auto"], &[]);
+    assert!(!no_env.status.success());
+    assert!(
+        text(&no_env.stderr).contains("SLURM_ARRAY_TASK_ID"),
+        "{}",
+        text(&no_env.stderr)
+    );
+    let no_out = cnnspot(&["eval", d, "--shard", "0/2"]);
+    assert!(!no_out.status.success());
+    assert!(text(&no_out.stderr).contains("--shard needs --out"));
+}
+
+#[test]
+fn detect_shards_split_the_files_without_overlap() {
+    let data = made_dataset();
+    let d = s(data.path());
+    let all = cnnspot(&["detect", d, "--format", "jsonl", "-q"]);
+    let all_rows: Vec<Value> = text(&all.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(all_rows.len(), 61);
+    let mut union: Vec<Value> = Vec::new();
+    for k in 0..4 {
+        let env_k = k.to_string();
+        let part = cnnspot_env(
+            &["detect", d, "--format", "jsonl", "-q", "--shard", "auto"],
+            &[
+                ("SLURM_ARRAY_TASK_ID", env_k.as_str()),
+                ("SLURM_ARRAY_TASK_MIN", "0"),
+                ("SLURM_ARRAY_TASK_COUNT", "4"),
+            ],
+        );
+        union.extend(
+            text(&part.stdout)
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+        );
+    }
+    let key = |v: &Value| v["path"].as_str().unwrap().to_string();
+    union.sort_by_key(key);
+    let mut expected = all_rows.clone();
+    expected.sort_by_key(key);
+    assert_eq!(union, expected);
+}
