@@ -321,6 +321,18 @@ pub fn sweep(
         )?;
         reports.push((perturbation, Report::from_rows(&eval.rows, &order)));
     }
+    Ok(assemble(plan, &reports, &order, base, settings, checkpoint))
+}
+
+/// The document of a sweep from the report of each distinct point.
+fn assemble(
+    plan: &SweepPlan,
+    reports: &[(Perturbation, Report)],
+    order: &[String],
+    base: RunMeta,
+    settings: Settings,
+    checkpoint: CheckpointId,
+) -> RobustnessDoc {
     let sweeps = plan
         .sweeps()
         .into_iter()
@@ -335,7 +347,7 @@ pub fn sweep(
                         .iter()
                         .find(|(q, _)| *q == p.normalised())
                         .map(|(_, r)| r.clone())
-                        .unwrap_or_else(|| Report::from_rows(&[], &order));
+                        .unwrap_or_else(|| Report::from_rows(&[], order));
                     SweepPoint {
                         label,
                         value,
@@ -347,14 +359,56 @@ pub fn sweep(
                 .collect(),
         })
         .collect();
-    Ok(RobustnessDoc {
+    RobustnessDoc {
         tool: crate::tool_version(),
         root: base.root,
         settings,
         checkpoint,
         jpeg_encoder: plan.encoder.name().into(),
         sweeps,
-    })
+    }
+}
+
+/// Joins the shards of a sharded sweep (each made by [`sweep`] into
+/// `dir/shards/K-of-N/`, with [`crate::shard::write_record`] after it)
+/// point by point, as [`crate::shard::merge_at`] checks them; writes each
+/// point's merged scores where an unsharded sweep keeps them, and returns
+/// the document an unsharded sweep of `plan` gives.
+pub fn merge_sweep(dir: &Path, plan: &SweepPlan) -> Result<RobustnessDoc> {
+    let mut reports = Vec::new();
+    let mut first: Option<(RunMeta, Vec<String>)> = None;
+    for perturbation in plan.distinct() {
+        let sub = perturbation.scores_dir();
+        let merged = crate::shard::merge_at(dir, &sub)?;
+        let wanted = perturbation.describe(plan.encoder);
+        if merged.meta.settings.perturbation != wanted {
+            return Err(EvalError::Shards {
+                dir: dir.to_path_buf(),
+                problems: vec![format!(
+                    "the scores in shards/*/{} were made with {}, not {}: merge with the sweep flags the shards were run with",
+                    sub.display(),
+                    merged.meta.settings.perturbation.as_deref().unwrap_or("no perturbation"),
+                    wanted.as_deref().unwrap_or("no perturbation"),
+                )],
+            });
+        }
+        crate::shard::write_merged_scores(&dir.join(&sub), &merged)?;
+        let order = merged.dataset.generators.clone();
+        reports.push((perturbation, Report::from_rows(&merged.rows, &order)));
+        if first.is_none() {
+            let mut base = merged.meta.clone();
+            base.settings.perturbation = None;
+            first = Some((base, order));
+        }
+    }
+    let Some((base, order)) = first else {
+        return Err(EvalError::Shards {
+            dir: dir.to_path_buf(),
+            problems: vec!["the sweep has no point".into()],
+        });
+    };
+    let (settings, checkpoint) = (base.settings.clone(), base.checkpoint.clone());
+    Ok(assemble(plan, &reports, &order, base, settings, checkpoint))
 }
 
 impl RobustnessDoc {

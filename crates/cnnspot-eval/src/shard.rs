@@ -274,9 +274,11 @@ pub struct ShardRecord {
     pub images: usize,
     /// [`keys_digest`] of their keys.
     pub keys_sha256: String,
-    /// Images scored by the run that finished it.
+    /// Images scored by the run that finished it (`eval`; 0 from a
+    /// robustness sweep, whose points count apart).
     pub scored_now: usize,
-    /// Images whose scores an earlier, interrupted run of it had made.
+    /// Images whose scores an earlier, interrupted run of it had made
+    /// (likewise).
     pub reused: usize,
     /// Wall time of the run that finished it.
     pub wall_seconds: f64,
@@ -354,6 +356,13 @@ impl Merged {
 /// dataset once. Every problem found is listed in one
 /// [`EvalError::Shards`], each naming its shard.
 pub fn merge(dir: &Path) -> Result<Merged> {
+    merge_at(dir, Path::new(""))
+}
+
+/// [`merge`] of the scores kept in `sub` of every shard's folder (a
+/// robustness sweep keeps one set of scores per point there); `shard.json`
+/// stays at the top of each shard's folder.
+pub fn merge_at(dir: &Path, sub: &Path) -> Result<Merged> {
     let shards_dir = dir.join(layout::SHARDS_DIR);
     let entries = std::fs::read_dir(&shards_dir).map_err(io_err(&shards_dir, "cannot read"))?;
     let mut found: Vec<(Shard, PathBuf)> = Vec::new();
@@ -391,7 +400,7 @@ pub fn merge(dir: &Path) -> Result<Merged> {
             ));
             continue;
         };
-        let scores = path.join(SCORES_JSONL);
+        let scores = path.join(sub).join(SCORES_JSONL);
         let record_path = path.join(layout::SHARD_JSON);
         if !record_path.exists() {
             let so_far = if scores.exists() {
@@ -414,7 +423,7 @@ pub fn merge(dir: &Path) -> Result<Merged> {
             ));
             continue;
         }
-        let meta = read_meta(&path.join(SCORES_META_JSON))?;
+        let meta = read_meta(&path.join(sub).join(SCORES_META_JSON))?;
         let (rows, _) = read_rows(&scores)?;
         parts.push((shard, record, meta, rows));
     }
@@ -507,6 +516,7 @@ pub fn merge(dir: &Path) -> Result<Merged> {
 /// that `eval --from-scores`, `report` and a later unsharded `eval --out`
 /// read them as they read any run's.
 pub fn write_merged_scores(dir: &Path, merged: &Merged) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir, "cannot create the folder"))?;
     let scores = dir.join(SCORES_JSONL);
     let mut bytes = Vec::with_capacity(merged.rows.len() * 160);
     for row in &merged.rows {

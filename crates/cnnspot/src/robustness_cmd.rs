@@ -11,13 +11,16 @@ use cnnspot_core::image::DEFAULT_MAX_PIXELS;
 use cnnspot_core::{Batching, PreprocessOptions};
 use cnnspot_eval::dataset::Dataset;
 use cnnspot_eval::robustness::{
-    sweep, write_outputs, Perturbation, SweepPlan, SweepProgress, DEFAULT_QUALITIES, DEFAULT_SIGMAS,
+    merge_sweep, sweep, write_outputs, Perturbation, RobustnessDoc, SweepPlan, SweepProgress,
+    DEFAULT_QUALITIES, DEFAULT_SIGMAS,
 };
 use cnnspot_eval::run::Progress;
 use cnnspot_eval::scores::to_json;
+use cnnspot_eval::shard::{keys_digest, write_record, DatasetId, ShardRecord, SHARD_FORMAT};
 
 use crate::eval_cmd::Bars;
 use crate::model_args::ModelArgs;
+use crate::shard_arg::ShardArg;
 
 /// What is printed on standard output.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,8 +36,23 @@ pub enum RobustnessFormat {
 #[derive(clap::Args, Debug)]
 pub struct RobustnessArgs {
     /// Dataset root: ROOT/<generator>/[<class>/]{0_real,1_fake}/.
-    #[arg(value_name = "ROOT")]
-    root: PathBuf,
+    #[arg(
+        value_name = "ROOT",
+        required_unless_present = "merge",
+        conflicts_with = "merge"
+    )]
+    root: Option<PathBuf>,
+
+    /// With --shard: every point's scores go into DIR/shards/K-of-N/ (see
+    /// --merge).
+    #[command(flatten)]
+    shard: ShardArg,
+
+    /// Join the shards in DIR/shards/ (each made by `--shard K/N --out DIR`
+    /// with the same sweep flags as given here) into the files an unsharded
+    /// sweep writes into DIR, after checking them as `eval --merge` does.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "shard", "crop", "generators"])]
+    merge: Option<PathBuf>,
 
     /// JPEG qualities to compress the test images at (comma-separated);
     /// the sweep also has the uncompressed images as its first point.
@@ -123,10 +141,37 @@ pub fn run(args: RobustnessArgs) -> Result<ExitCode> {
     if let Err(why) = plan.validate() {
         bail!("{why}");
     }
-    let mut dataset = Dataset::discover(&args.root)?;
+    if let Some(dir) = &args.merge {
+        let doc = merge_sweep(dir, &plan)?;
+        write_outputs(&doc, dir)?;
+        return print(&args, &doc, started, &plan);
+    }
+    let Some(root) = &args.root else {
+        bail!("give a dataset folder or --merge DIR");
+    };
+    let mut dataset = Dataset::discover(root)?;
     if !args.generators.is_empty() {
         dataset.select(&args.generators)?;
     }
+    let whole = DatasetId::of(&dataset);
+    let shard = args.shard.resolve()?;
+    if shard.is_some() && args.out.is_none() {
+        bail!("--shard needs --out DIR: the shards are joined from DIR/shards/ by --merge DIR");
+    }
+    if let Some(shard) = shard {
+        dataset.retain_shard(shard);
+        if !args.quiet {
+            eprintln!(
+                "shard {shard}: {} of the {} images",
+                dataset.len(),
+                whole.images
+            );
+        }
+    }
+    let out_dir = match (shard, &args.out) {
+        (Some(shard), Some(dir)) => Some(shard.dir(dir)),
+        (_, dir) => dir.clone(),
+    };
     let detector = args.model.open()?;
     let opts = PreprocessOptions {
         crop: args.crop,
@@ -149,15 +194,53 @@ pub fn run(args: RobustnessArgs) -> Result<ExitCode> {
         &opts,
         &batching,
         &plan,
-        args.out.as_deref(),
+        out_dir.as_deref(),
         &mut progress,
     )?;
-    if let Some(dir) = &args.out {
-        let written = write_outputs(&doc, dir)?;
-        if !args.quiet {
-            eprintln!("wrote {} files into {}", written.len(), dir.display());
+    match (shard, &out_dir, &args.out) {
+        (Some(shard), Some(dir), Some(out)) => {
+            let images = dataset.len();
+            let keys = dataset
+                .generators
+                .iter()
+                .flat_map(|g| &g.items)
+                .map(|i| i.key.as_str());
+            let record = ShardRecord {
+                format: SHARD_FORMAT.to_string(),
+                shard,
+                dataset: whole,
+                images,
+                keys_sha256: keys_digest(keys),
+                scored_now: 0,
+                reused: 0,
+                wall_seconds: started.elapsed().as_secs_f64(),
+            };
+            write_record(dir, &record)?;
+            if !args.quiet {
+                eprintln!(
+                    "shard {shard} finished; when all {} have: cnnspot robustness --merge {} (with the same sweep flags)",
+                    shard.count,
+                    out.display()
+                );
+            }
         }
+        (None, Some(dir), _) => {
+            let written = write_outputs(&doc, dir)?;
+            if !args.quiet {
+                eprintln!("wrote {} files into {}", written.len(), dir.display());
+            }
+        }
+        _ => {}
     }
+    print(&args, &doc, started, &plan)
+}
+
+fn print(
+    args: &RobustnessArgs,
+    doc: &RobustnessDoc,
+    started: Instant,
+    plan: &SweepPlan,
+) -> Result<ExitCode> {
     let text = match args.format {
         RobustnessFormat::Table => doc.table(),
         RobustnessFormat::Csv => doc.csv(),

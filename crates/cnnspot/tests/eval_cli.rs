@@ -691,3 +691,63 @@ fn detect_shards_split_the_files_without_overlap() {
     expected.sort_by_key(key);
     assert_eq!(union, expected);
 }
+
+#[test]
+fn a_sharded_robustness_sweep_merges_into_the_unsharded_one() {
+    let data = made_dataset();
+    let dir = tempfile::tempdir().unwrap();
+    let (single, sharded) = (dir.path().join("single"), dir.path().join("sharded"));
+    let d = s(data.path());
+    let sweep = ["--jpeg", "70", "--blur", "1"];
+    let run = |extra: &[&str]| {
+        let mut args = vec!["robustness", "-q", "--format", "json"];
+        args.extend_from_slice(&sweep);
+        args.extend_from_slice(extra);
+        cnnspot(&args)
+    };
+    let whole = run(&[d, "--out", s(&single)]);
+    ok(&whole);
+    let whole: Value = serde_json::from_slice(&whole.stdout).unwrap();
+    for k in ["0/2", "1/2"] {
+        ok(&run(&[d, "--out", s(&sharded), "--shard", k]));
+    }
+    assert!(!sharded.join("robustness.json").exists());
+    // Merged with other sweep flags than the shards had: refused.
+    let other = cnnspot(&[
+        "robustness",
+        "--merge",
+        s(&sharded),
+        "--jpeg",
+        "60",
+        "--blur",
+        "1",
+    ]);
+    assert!(!other.status.success());
+    assert!(
+        text(&other.stderr).contains("shards"),
+        "{}",
+        text(&other.stderr)
+    );
+    let merged = run(&["--merge", s(&sharded)]);
+    ok(&merged);
+    let merged: Value = serde_json::from_slice(&merged.stdout).unwrap();
+    assert_eq!(merged["sweeps"], whole["sweeps"]);
+    assert_eq!(merged["checkpoint"], whole["checkpoint"]);
+    assert_eq!(
+        read_json(&sharded.join("robustness.json"))["sweeps"],
+        whole["sweeps"]
+    );
+    // Each point's merged scores sit where an unsharded sweep keeps them.
+    for point in [
+        "scores.jsonl",
+        "robustness/jpeg-q70/scores.jsonl",
+        "robustness/blur-s1/scores.jsonl",
+    ] {
+        let a = rows_by_path(&single.join(point));
+        let b = rows_by_path(&sharded.join(point));
+        assert_eq!(a.len(), 61, "{point}");
+        for ((pa, ra), (pb, rb)) in a.iter().zip(&b) {
+            assert_eq!((pa, &ra["logit"]), (pb, &rb["logit"]), "{point}");
+        }
+    }
+}
