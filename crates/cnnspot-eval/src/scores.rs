@@ -404,3 +404,49 @@ pub fn to_json<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     cnnspot_files::write_atomic(path, bytes).map_err(io_err(path, "cannot write"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logits_read_back_are_the_values_written() {
+        // f32 logits as f64, as the rows hold them: the first is one that a
+        // parser without correct rounding read back one ulp off, which made
+        // a merged run differ from its shards.
+        let mut s = 12345u32;
+        let mut values = vec![f64::from(0.966_200_7_f32)];
+        for _ in 0..20_000 {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let v = f32::from_bits(s);
+            if v.is_finite() {
+                values.push(f64::from(v));
+            }
+        }
+        assert_eq!(values[0], 0.9662007093429565);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SCORES_JSONL);
+        let mut text = String::new();
+        for (i, v) in values.iter().enumerate() {
+            let row = ScoreRow {
+                path: format!("g/0_real/{i}.png"),
+                generator: "g".into(),
+                class: String::new(),
+                label: 0,
+                probability: Some(*v),
+                logit: Some(*v),
+                width: None,
+                height: None,
+                error: None,
+            };
+            text.push_str(&serde_json::to_string(&row).unwrap());
+            text.push('\n');
+        }
+        std::fs::write(&path, text).unwrap();
+        let (rows, _) = read_rows(&path).unwrap();
+        assert_eq!(rows.len(), values.len());
+        for (row, v) in rows.iter().zip(&values) {
+            assert_eq!(row.logit.map(f64::to_bits), Some(v.to_bits()), "{v:e}");
+        }
+    }
+}
