@@ -164,7 +164,16 @@ wait_jobs 900
 slurm_s=$(since "$start")
 [ -f "$work/sharded/results.json" ] \
     || fail "the merge job wrote no results.json; logs: $(tail -n 3 "$work"/cnnspot-*.out)"
-log "Slurm array job $job (4 tasks + merge): $slurm_s s, against $single_s s unsharded"
+# When the last shard finished and when the merge job wrote its results,
+# counted from the submission: the gap is Slurm's dependency scheduling.
+stamps=$("$venv/bin/python" -c '
+import glob, os, sys
+start, out = float(sys.argv[1]), sys.argv[2]
+shards = max(os.path.getmtime(f) for f in glob.glob(out + "/shards/*/shard.json"))
+merged = os.path.getmtime(os.path.join(out, "results.json"))
+print("%.1f s for the 4 tasks, results at %.1f s" % (shards - start, merged - start))
+' "$start" "$work/sharded")
+log "Slurm array job $job (4 tasks + merge): $slurm_s s ($stamps), against $single_s s unsharded"
 compare "$work/sharded"
 start=$(date +%s.%N)
 "$CNNSPOT" eval --merge "$work/sharded" --quiet --format json >/dev/null
