@@ -10,6 +10,7 @@ use cnnspot_generators::catalogue::{self, CatalogueEntry, Dcgan, Family, Network
 use cnnspot_generators::dcgan::DcganGenerator;
 use cnnspot_generators::rng::SplitMix64;
 use cnnspot_generators::Generator;
+use cnnspot_testdata::read_raw_f32;
 use cnnspot_weights::{PyValue, TensorView};
 
 const EPS: f32 = 1e-5;
@@ -218,14 +219,6 @@ fn bad_checkpoints_are_errors_not_panics() {
     assert!(err.contains("netG_state_dict"), "{err}");
 }
 
-fn read_f32(path: &Path) -> Vec<f32> {
-    std::fs::read(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
 #[test]
 fn packaged_dcgan_matches_pytorch() {
     let set = std::env::var_os("CNNSPOT_NCNN_MODELS");
@@ -248,8 +241,8 @@ fn packaged_dcgan_matches_pytorch() {
     let g = DcganGenerator::from_checkpoint(e, &value).unwrap();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     for i in 0..2 {
-        let z = read_f32(&fixtures.join(format!("dcgan_z_{i}.f32")));
-        let want = read_f32(&fixtures.join(format!("dcgan_out_{i}.f32")));
+        let z = read_raw_f32(&fixtures.join(format!("dcgan_z_{i}.f32")));
+        let want = read_raw_f32(&fixtures.join(format!("dcgan_out_{i}.f32")));
         let out = g.sample(&z).unwrap();
         assert_eq!(out.data.len(), want.len());
         let diffs: Vec<f32> = out

@@ -11,17 +11,10 @@
 use std::path::{Path, PathBuf};
 
 use cnnspot_ncnn::{Mat, Net};
+use cnnspot_testdata::read_raw_f32;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn read_f32(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
 }
 
 fn shape(v: &serde_json::Value) -> Vec<usize> {
@@ -68,10 +61,10 @@ fn parity_with_ncnn() {
             ish[0],
             ish[1],
             ish[2],
-            read_f32(&fixtures().join(case["input"].as_str().expect("input"))),
+            read_raw_f32(&fixtures().join(case["input"].as_str().expect("input"))),
         )
         .expect("input shape");
-        let expected = read_f32(&fixtures().join(case["output"].as_str().expect("output")));
+        let expected = read_raw_f32(&fixtures().join(case["output"].as_str().expect("output")));
         let out = net
             .forward(
                 &[(case["input_blob"].as_str().expect("blob"), &input)],

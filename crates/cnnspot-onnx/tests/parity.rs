@@ -16,20 +16,13 @@
 use std::path::{Path, PathBuf};
 
 use cnnspot_onnx::{Dim, Model, Tensor};
+use cnnspot_testdata::read_raw_f32;
 
 /// Largest allowed absolute difference, on the output's (0, 1) scale.
 const TOLERANCE: f32 = 1e-3;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn read_f32(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
 }
 
 fn shape(v: &serde_json::Value) -> Vec<usize> {
@@ -90,7 +83,7 @@ fn parity_with_onnxruntime() {
         for inp in case["inputs"].as_array().expect("inputs") {
             let t = Tensor::new(
                 shape(&inp["shape"]),
-                read_f32(&fixtures().join(inp["file"].as_str().expect("file"))),
+                read_raw_f32(&fixtures().join(inp["file"].as_str().expect("file"))),
             )
             .expect("input shape");
             inputs.push((inp["name"].as_str().expect("name").to_string(), t));
@@ -99,7 +92,8 @@ fn parity_with_onnxruntime() {
         let out = model
             .run(&feeds)
             .unwrap_or_else(|e| panic!("case {i}: {e}"));
-        let expected = read_f32(&fixtures().join(case["output"]["file"].as_str().expect("file")));
+        let expected =
+            read_raw_f32(&fixtures().join(case["output"]["file"].as_str().expect("file")));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].0, "stylized");
         assert_eq!(out[0].1.shape(), shape(&case["output"]["shape"]).as_slice());

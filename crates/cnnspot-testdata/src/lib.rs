@@ -78,6 +78,22 @@ pub fn read_npy_f32(path: &Path) -> std::io::Result<(Vec<usize>, Vec<f32>)> {
     })
 }
 
+/// Reads a headerless little-endian float32 file (the `.f32` dumps of the
+/// generator parity fixtures); panics naming the file if it cannot.
+pub fn read_raw_f32(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(
+        bytes.len() % 4,
+        0,
+        "{}: not whole float32 values",
+        path.display()
+    );
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
 /// Reads and parses a JSON fixture under `shared/fixtures`.
 pub fn fixture_text(name: &str) -> Option<String> {
     let path = fixture(name)?;
