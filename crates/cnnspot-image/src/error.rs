@@ -56,6 +56,10 @@ pub enum ImageError {
     #[error("cannot post-process the image: {0}")]
     PostProcess(String),
 
+    /// Compressing an image (JPEG) failed.
+    #[error("cannot encode the image: {0}")]
+    Encode(String),
+
     /// The (cropped or uncropped) result is smaller than the model accepts.
     #[error(
         "image is {width}x{height} pixels, smaller than the {min}x{min} minimum \

@@ -12,7 +12,7 @@
 //! corrupt JPEG would abort the process.
 
 use std::any::Any;
-use std::os::raw::{c_int, c_long, c_ulong};
+use std::os::raw::{c_int, c_long, c_ulong, c_void};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use image::RgbImage;
@@ -269,6 +269,102 @@ fn decode_raw(bytes: &[u8], max_pixels: u64) -> Result<Raw, ImageError> {
             },
         }
     }
+}
+
+/// Compress `img` at `quality` (1..=100) as Pillow's
+/// `save(format='jpeg', quality=q)` does with its bundled libjpeg-turbo:
+/// standard Annex K tables scaled by quality, 4:2:0 chroma, islow DCT,
+/// Huffman tables not optimised, no progressive scans, no trellis
+/// quantisation. The files are byte-identical to Pillow's.
+pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, ImageError> {
+    if !(1..=100).contains(&quality) {
+        return Err(ImageError::Encode(format!(
+            "quality {quality} is outside 1..=100"
+        )));
+    }
+    let (width, height) = img.dimensions();
+    if width == 0 || height == 0 {
+        return Err(ImageError::Encode("cannot encode an empty image".into()));
+    }
+    let pixels = img.as_raw();
+    let stride = width as usize * 3;
+    // SAFETY: all-zero is a valid initial state for these C structs (plain
+    // data, nullable pointers, Option<fn>); libjpeg initialises them. `err`,
+    // `pixels` and `out_buf` outlive every libjpeg call, all of which run
+    // inside catch_unwind, so error_exit's unwind never leaves this function;
+    // the destination buffer (malloc'ed by libjpeg) is freed once, after
+    // jpeg_destroy_compress.
+    unsafe {
+        let err: *mut ErrorManager = Box::into_raw(Box::new(std::mem::zeroed::<ErrorManager>()));
+        ffi::jpeg_std_error(&mut (*err).base);
+        (*err).base.error_exit = Some(error_exit);
+        (*err).base.emit_message = Some(emit_message);
+        let mut cinfo: Box<ffi::jpeg_compress_struct> = Box::new(std::mem::zeroed());
+        cinfo.common.err = err.cast::<ffi::jpeg_error_mgr>();
+        let mut out_buf: *mut u8 = std::ptr::null_mut();
+        let mut out_len: c_ulong = 0;
+
+        let outcome: Result<Vec<u8>, Box<dyn Any + Send>> = catch_unwind(AssertUnwindSafe(|| {
+            ffi::jpeg_create_compress(&mut *cinfo);
+            ffi::jpeg_mem_dest(&mut cinfo, &mut out_buf, &mut out_len);
+            cinfo.image_width = width;
+            cinfo.image_height = height;
+            cinfo.input_components = 3;
+            cinfo.in_color_space = ffi::J_COLOR_SPACE::JCS_RGB;
+            // MozJPEG's own defaults (progressive, trellis quantisation,
+            // optimised Huffman codes, other tables) make a different encoder;
+            // this profile restores libjpeg-turbo's, which Pillow uses.
+            ffi::jpeg_c_set_int_param(
+                &mut cinfo,
+                ffi::J_INT_PARAM::JINT_COMPRESS_PROFILE,
+                ffi::JINT_COMPRESS_PROFILE_VALUE::JCP_FASTEST as c_int,
+            );
+            ffi::jpeg_set_defaults(&mut cinfo);
+            // Pillow: jpeg_set_quality(&cinfo, quality, TRUE).
+            ffi::jpeg_set_quality(&mut cinfo, c_int::from(quality), 1);
+            cinfo.dct_method = ffi::J_DCT_METHOD::JDCT_ISLOW;
+            cinfo.optimize_coding = 0;
+            ffi::jpeg_start_compress(&mut cinfo, 1);
+            while cinfo.next_scanline < height {
+                let row = pixels.as_ptr().add(cinfo.next_scanline as usize * stride);
+                let rows = [row];
+                if ffi::jpeg_write_scanlines(&mut cinfo, rows.as_ptr(), 1) != 1 {
+                    // Cannot happen with a memory destination; never spin.
+                    resume_unwind(Box::new(JpegFailure {
+                        code: -1,
+                        message: "scanline not written".into(),
+                        after_eof: false,
+                    }));
+                }
+            }
+            ffi::jpeg_finish_compress(&mut cinfo);
+            if out_buf.is_null() {
+                return Vec::new();
+            }
+            std::slice::from_raw_parts(out_buf, out_len as usize).to_vec()
+        }));
+
+        ffi::jpeg_destroy_compress(&mut cinfo);
+        if !out_buf.is_null() {
+            free(out_buf.cast());
+        }
+        drop(cinfo);
+        drop(Box::from_raw(err));
+
+        match outcome {
+            Ok(bytes) if bytes.is_empty() => Err(ImageError::Encode("no output".into())),
+            Ok(bytes) => Ok(bytes),
+            Err(payload) => match payload.downcast::<JpegFailure>() {
+                Ok(failure) => Err(ImageError::Encode(failure.message)),
+                Err(other) => resume_unwind(other),
+            },
+        }
+    }
+}
+
+extern "C" {
+    // jpeg_mem_dest's buffer comes from the C library's malloc.
+    fn free(ptr: *mut c_void);
 }
 
 fn truncated() -> ImageError {

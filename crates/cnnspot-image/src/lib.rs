@@ -52,6 +52,7 @@ use std::path::Path;
 
 pub use error::ImageError;
 pub use image::RgbImage;
+pub use jpeg::encode_jpeg;
 
 /// Per-channel mean of ImageNet used by the reference's `Normalize` (RGB).
 pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
