@@ -11,7 +11,6 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use cnnspot_core::image::DEFAULT_MAX_PIXELS;
 use cnnspot_core::{Batching, PreprocessOptions};
-use cnnspot_eval::dataset::Dataset;
 use cnnspot_eval::report::{generator_order, pct, pr_curves, Counts, Report, ResultsDoc};
 use cnnspot_eval::run::{evaluate, Progress};
 use cnnspot_eval::scores::{
@@ -19,13 +18,13 @@ use cnnspot_eval::scores::{
     Settings,
 };
 use cnnspot_eval::shard::{
-    keys_digest, write_merged_scores, write_record, DatasetId, ShardRecord, SHARD_FORMAT,
+    keys_digest, write_merged_scores, write_record, ShardRecord, SHARD_FORMAT,
 };
 use cnnspot_eval::{plot, tool_version};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::model_args::ModelArgs;
-use crate::shard_arg::ShardArg;
+use crate::shard_arg::{task_images, ShardArg, TaskImages};
 
 /// How the table is printed.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,29 +157,19 @@ fn score_dataset(args: &EvalArgs, started: Instant) -> Result<(ResultsDoc, Vec<S
     let Some(root) = &args.root else {
         bail!("give a dataset folder or --from-scores FILE");
     };
-    let mut dataset = Dataset::discover(root)?;
-    if !args.generators.is_empty() {
-        dataset.select(&args.generators)?;
-    }
-    let whole = DatasetId::of(&dataset);
-    let shard = args.shard.resolve()?;
-    if shard.is_some() && args.out.is_none() {
-        bail!("--shard needs --out DIR: the shards are joined from DIR/shards/ by --merge DIR");
-    }
-    if let Some(shard) = shard {
-        dataset.retain_shard(shard);
-        if !args.quiet {
-            eprintln!(
-                "shard {shard}: {} of the {} images",
-                dataset.len(),
-                whole.images
-            );
-        }
-    }
-    let out_dir = match (shard, &args.out) {
-        (Some(shard), Some(dir)) => Some(shard.dir(dir)),
-        (_, dir) => dir.clone(),
-    };
+    let task = task_images(
+        root,
+        &args.generators,
+        &args.shard,
+        args.out.as_deref(),
+        args.quiet,
+    )?;
+    let TaskImages {
+        dataset,
+        whole,
+        shard,
+        out_dir,
+    } = task;
     let detector = args.model.open()?;
     let checkpoint = CheckpointId::of(&detector)?;
     let settings = Settings {

@@ -9,18 +9,17 @@ use anyhow::{bail, Result};
 use cnnspot_augment::JpegEncoder;
 use cnnspot_core::image::DEFAULT_MAX_PIXELS;
 use cnnspot_core::{Batching, PreprocessOptions};
-use cnnspot_eval::dataset::Dataset;
 use cnnspot_eval::robustness::{
     merge_sweep, sweep, write_outputs, Perturbation, RobustnessDoc, SweepPlan, SweepProgress,
     DEFAULT_QUALITIES, DEFAULT_SIGMAS,
 };
 use cnnspot_eval::run::Progress;
 use cnnspot_eval::scores::to_json;
-use cnnspot_eval::shard::{keys_digest, write_record, DatasetId, ShardRecord, SHARD_FORMAT};
+use cnnspot_eval::shard::{keys_digest, write_record, ShardRecord, SHARD_FORMAT};
 
 use crate::eval_cmd::Bars;
 use crate::model_args::ModelArgs;
-use crate::shard_arg::ShardArg;
+use crate::shard_arg::{task_images, ShardArg, TaskImages};
 
 /// What is printed on standard output.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,29 +148,19 @@ pub fn run(args: RobustnessArgs) -> Result<ExitCode> {
     let Some(root) = &args.root else {
         bail!("give a dataset folder or --merge DIR");
     };
-    let mut dataset = Dataset::discover(root)?;
-    if !args.generators.is_empty() {
-        dataset.select(&args.generators)?;
-    }
-    let whole = DatasetId::of(&dataset);
-    let shard = args.shard.resolve()?;
-    if shard.is_some() && args.out.is_none() {
-        bail!("--shard needs --out DIR: the shards are joined from DIR/shards/ by --merge DIR");
-    }
-    if let Some(shard) = shard {
-        dataset.retain_shard(shard);
-        if !args.quiet {
-            eprintln!(
-                "shard {shard}: {} of the {} images",
-                dataset.len(),
-                whole.images
-            );
-        }
-    }
-    let out_dir = match (shard, &args.out) {
-        (Some(shard), Some(dir)) => Some(shard.dir(dir)),
-        (_, dir) => dir.clone(),
-    };
+    let task = task_images(
+        root,
+        &args.generators,
+        &args.shard,
+        args.out.as_deref(),
+        args.quiet,
+    )?;
+    let TaskImages {
+        dataset,
+        whole,
+        shard,
+        out_dir,
+    } = task;
     let detector = args.model.open()?;
     let opts = PreprocessOptions {
         crop: args.crop,
