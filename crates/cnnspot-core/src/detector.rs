@@ -101,6 +101,14 @@ pub struct Score {
     pub height: u32,
 }
 
+impl Score {
+    /// Whether the image is called synthetic at `threshold`: its probability
+    /// is above it (see [`Detector::threshold`] for the model's default).
+    pub fn is_synthetic(&self, threshold: f32) -> bool {
+        self.probability > threshold
+    }
+}
+
 /// Logistic function, computed so that large |x| does not overflow.
 pub fn sigmoid(x: f32) -> f32 {
     if x >= 0.0 {

@@ -1,11 +1,9 @@
 //! The flags of every command that scores images with a model, defined
 //! once and flattened into each.
 
-use std::path::{Path, PathBuf};
-
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
+use cnnspot::ModelLookupError;
 use cnnspot_core::{Detector, Engine, DEFAULT_MAX_INFER_PIXELS};
-use cnnspot_fetch as fetch;
 
 use crate::CacheArgs;
 
@@ -38,15 +36,6 @@ fn parse_engine(s: &str) -> Result<Engine, String> {
     s.parse()
 }
 
-/// What a `--weights` value names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModelChoice {
-    /// The model compiled into cnnspot.
-    Builtin,
-    /// A weight file (an official checkpoint resolved in the cache, or a path).
-    File(PathBuf),
-}
-
 impl ModelArgs {
     /// The detector the flags name, with the pixel budget applied.
     pub fn open(&self) -> Result<Detector> {
@@ -56,41 +45,13 @@ impl ModelArgs {
     }
 }
 
-/// Resolves one model name: nothing or `builtin`, `official` or an official
-/// checkpoint name (a file of that name in the working folder wins), or a path.
-pub fn resolve(name: Option<&str>, cache: &CacheArgs) -> Result<ModelChoice> {
-    let Some(name) = name else {
-        return Ok(ModelChoice::Builtin);
-    };
-    if name == cnnspot_core::builtin::NAME {
-        return Ok(ModelChoice::Builtin);
-    }
-    let official = if name == "official" {
-        Some(fetch::DEFAULT_CHECKPOINT)
-    } else if !Path::new(name).exists() {
-        fetch::find_known(name).map(|k| k.name)
-    } else {
-        None
-    };
-    let Some(official) = official else {
-        return Ok(ModelChoice::File(PathBuf::from(name)));
-    };
-    let dir = fetch::cache_dir(cache.cache_dir.as_deref())?;
-    fetch::cached_checkpoint(&dir, official)
-        .map(ModelChoice::File)
-        .ok_or_else(|| {
-            anyhow!(
-                "the official checkpoint {official} is not in the cache ({}); run `cnnspot weights fetch {official}`, or leave --weights out to use the built-in model",
-                dir.join("weights").display()
-            )
-        })
-}
-
-/// Opens the detector one model name resolves to.
+/// Opens the detector one model name resolves to (see
+/// [`cnnspot::resolve_model`]), with what to do when it is not there.
 pub fn open_named(name: Option<&str>, engine: Engine, cache: &CacheArgs) -> Result<Detector> {
-    match resolve(name, cache)? {
-        ModelChoice::Builtin => Detector::builtin(engine).context("cannot load the built-in model"),
-        ModelChoice::File(path) => Detector::load_with(&path, engine)
-            .with_context(|| format!("cannot use the weights {}", path.display())),
-    }
+    cnnspot::open_model(name, engine, cache.cache_dir.as_deref()).map_err(|e| match e {
+        ModelLookupError::NotCached { name, .. } => anyhow!(
+            "{e}; run `cnnspot weights fetch {name}`, or leave --weights out to use the built-in model"
+        ),
+        other => anyhow::Error::new(other),
+    })
 }

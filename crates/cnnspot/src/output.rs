@@ -93,7 +93,7 @@ impl<W: Write> RowWriter<W> {
             Ok(s) => (Some(s), None),
             Err(e) => (None, Some(e)),
         };
-        let synthetic = score.map(|s| s.probability > self.threshold);
+        let synthetic = score.map(|s| s.is_synthetic(self.threshold));
         match self.format {
             Format::Table => match (score, error) {
                 (Some(s), _) => writeln!(
