@@ -41,6 +41,9 @@ pub(crate) struct ModelIdentity {
 pub(crate) struct App {
     config: ServeConfig,
     model: ModelIdentity,
+    /// The detector's temperature: probabilities are `sigmoid(logit / t)`,
+    /// as `Detector::score` makes them (calibrated for the built-in model).
+    temperature: f32,
     metrics: Arc<Metrics>,
     worker: Arc<WorkerState>,
     /// Taken (closed) once the server stops accepting requests, which ends
@@ -60,6 +63,7 @@ impl App {
     ) -> Result<(Arc<App>, std::thread::JoinHandle<()>), ServeError> {
         let config = config.sanitized();
         let info = detector.info().clone();
+        let temperature = detector.temperature();
         let sha256 = Some(info.sha256.clone());
         let model = ModelIdentity {
             name: info
@@ -93,12 +97,18 @@ impl App {
             requests: Arc::new(Semaphore::new(config.max_concurrency)),
             config,
             model,
+            temperature,
             metrics,
             worker: state,
             jobs: Mutex::new(Some(tx)),
             shutting_down: AtomicBool::new(false),
         };
         Ok((Arc::new(app), handle))
+    }
+
+    /// The server's metrics (the listener counts connections into them).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     pub fn begin_shutdown(&self) {
@@ -665,7 +675,7 @@ async fn score_one(app: Arc<App>, bytes: Bytes) -> Result<Scored, ApiError> {
             format!("the model could not score this image: {e}"),
         )
     })?;
-    let probability = sigmoid(logit);
+    let probability = sigmoid(logit / app.temperature);
     let synthetic = probability > app.config.threshold;
     Ok(Scored {
         name: None,

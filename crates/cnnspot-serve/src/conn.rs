@@ -1,5 +1,7 @@
 //! Connections: at most a fixed number open, each closed after a period
-//! without any byte in either direction.
+//! without any byte in either direction, or after twice that period without
+//! a byte sent back (a client trickling its request a byte at a time keeps
+//! the first clock from running out; the second bounds it).
 //!
 //! `axum::serve` accepts without limit and hyper, without a timer, never
 //! times out a client that sends its headers slowly; both would let idle
@@ -9,6 +11,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -18,19 +21,44 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
+use crate::metrics::Metrics;
+
 pub(crate) struct LimitedListener {
     inner: TcpListener,
     slots: Arc<Semaphore>,
     idle: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl LimitedListener {
-    pub fn new(inner: TcpListener, max_connections: usize, idle: Duration) -> Self {
+    pub fn new(
+        inner: TcpListener,
+        max_connections: usize,
+        idle: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         LimitedListener {
             inner,
             slots: Arc::new(Semaphore::new(max_connections.max(1))),
             idle,
+            metrics,
         }
+    }
+}
+
+/// Counts a connection in `cnnspot_http_connections_open` while it lives.
+pub(crate) struct OpenGauge(Arc<Metrics>);
+
+impl OpenGauge {
+    fn new(metrics: Arc<Metrics>) -> Self {
+        metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+        OpenGauge(metrics)
+    }
+}
+
+impl Drop for OpenGauge {
+    fn drop(&mut self) {
+        self.0.connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -48,8 +76,10 @@ impl axum::serve::Listener for LimitedListener {
                     let conn = Conn {
                         io,
                         _permit: permit,
+                        _open: OpenGauge::new(self.metrics.clone()),
                         idle: self.idle,
                         deadline: Box::pin(tokio::time::sleep(self.idle)),
+                        unanswered: Box::pin(tokio::time::sleep(self.idle * 2)),
                     };
                     return (conn, addr);
                 }
@@ -78,8 +108,14 @@ fn is_connection_error(e: &std::io::Error) -> bool {
 pub(crate) struct Conn {
     io: TcpStream,
     _permit: Option<OwnedSemaphorePermit>,
+    _open: OpenGauge,
     idle: Duration,
+    /// Runs out `idle` after the last byte either way.
     deadline: Pin<Box<Sleep>>,
+    /// Runs out `2 * idle` after the last byte written (or the accept):
+    /// legitimate requests are answered within the request timeout, which
+    /// `idle` exceeds.
+    unanswered: Pin<Box<Sleep>>,
 }
 
 impl Conn {
@@ -87,8 +123,19 @@ impl Conn {
         self.deadline.as_mut().reset(Instant::now() + self.idle);
     }
 
+    fn answered(&mut self) {
+        self.touch();
+        self.unanswered
+            .as_mut()
+            .reset(Instant::now() + self.idle * 2);
+    }
+
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
         self.deadline.as_mut().poll(cx).is_ready()
+    }
+
+    fn unanswered_too_long(&mut self, cx: &mut Context<'_>) -> bool {
+        self.unanswered.as_mut().poll(cx).is_ready()
     }
 }
 
@@ -103,6 +150,9 @@ impl AsyncRead for Conn {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
+        if this.unanswered_too_long(cx) {
+            return Poll::Ready(Err(timed_out()));
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(r) => {
@@ -127,7 +177,7 @@ impl AsyncWrite for Conn {
         match Pin::new(&mut this.io).poll_write(cx, buf) {
             Poll::Ready(r) => {
                 if matches!(r, Ok(n) if n > 0) {
-                    this.touch();
+                    this.answered();
                 }
                 Poll::Ready(r)
             }
@@ -153,7 +203,7 @@ impl AsyncWrite for Conn {
         match Pin::new(&mut this.io).poll_write_vectored(cx, bufs) {
             Poll::Ready(r) => {
                 if matches!(r, Ok(n) if n > 0) {
-                    this.touch();
+                    this.answered();
                 }
                 Poll::Ready(r)
             }

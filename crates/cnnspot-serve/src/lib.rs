@@ -78,7 +78,12 @@ pub async fn serve(
     let (app, worker) = api::App::start(config, detector).await?;
     let router = api::router(app.clone());
     let stopping = app.clone();
-    let listener = conn::LimitedListener::new(listener, config_max_connections, idle_timeout);
+    let listener = conn::LimitedListener::new(
+        listener,
+        config_max_connections,
+        idle_timeout,
+        app.metrics(),
+    );
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.await;

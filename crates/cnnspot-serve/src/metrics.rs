@@ -74,6 +74,8 @@ pub(crate) struct Metrics {
     inference: Mutex<Histogram>,
     pub in_flight: AtomicI64,
     pub queue_depth: AtomicI64,
+    /// TCP connections accepted and not yet closed.
+    pub connections_open: AtomicI64,
     pub images_scored: AtomicU64,
 }
 
@@ -87,6 +89,7 @@ impl Default for Metrics {
             inference: Mutex::new(Histogram::new(LATENCY_BUCKETS)),
             in_flight: AtomicI64::new(0),
             queue_depth: AtomicI64::new(0),
+            connections_open: AtomicI64::new(0),
             images_scored: AtomicU64::new(0),
         }
     }
@@ -153,27 +156,39 @@ impl Metrics {
                 &format!("route=\"{route}\""),
             );
         }
-        out.push_str("# HELP cnnspot_http_requests_in_flight Detection requests being served.\n");
-        out.push_str("# TYPE cnnspot_http_requests_in_flight gauge\n");
-        let _ = writeln!(
-            out,
-            "cnnspot_http_requests_in_flight {}",
-            self.in_flight.load(Ordering::Relaxed)
-        );
-        out.push_str("# HELP cnnspot_queue_depth Images decoded and waiting for the model.\n");
-        out.push_str("# TYPE cnnspot_queue_depth gauge\n");
-        let _ = writeln!(
-            out,
-            "cnnspot_queue_depth {}",
-            self.queue_depth.load(Ordering::Relaxed)
-        );
-        out.push_str("# HELP cnnspot_images_scored_total Images scored by the model.\n");
-        out.push_str("# TYPE cnnspot_images_scored_total counter\n");
-        let _ = writeln!(
-            out,
-            "cnnspot_images_scored_total {}",
-            self.images_scored.load(Ordering::Relaxed)
-        );
+        let load = |v: &AtomicI64| v.load(Ordering::Relaxed);
+        let scored = self.images_scored.load(Ordering::Relaxed);
+        for (name, kind, help, value) in [
+            (
+                "cnnspot_http_requests_in_flight",
+                "gauge",
+                "Detection requests being served.",
+                load(&self.in_flight),
+            ),
+            (
+                "cnnspot_queue_depth",
+                "gauge",
+                "Images decoded and waiting for the model.",
+                load(&self.queue_depth),
+            ),
+            (
+                "cnnspot_http_connections_open",
+                "gauge",
+                "TCP connections open.",
+                load(&self.connections_open),
+            ),
+            (
+                "cnnspot_images_scored_total",
+                "counter",
+                "Images scored by the model.",
+                i64::try_from(scored).unwrap_or(i64::MAX),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
         out.push_str("# HELP cnnspot_image_errors_total Uploaded images that could not be scored, by reason.\n");
         out.push_str("# TYPE cnnspot_image_errors_total counter\n");
         for (code, n) in lock(&self.image_errors).iter() {

@@ -31,9 +31,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(32..=8192))]
     crop: Option<u32>,
 
-    /// Probability above which an image is called synthetic.
-    #[arg(long, default_value_t = 0.5, value_parser = crate::detect::parse_threshold)]
-    threshold: f32,
+    /// Probability above which an image is called synthetic [default: the
+    /// model's: calibrated for the built-in model, 0.5 for others].
+    #[arg(long, value_parser = crate::detect::parse_threshold)]
+    threshold: Option<f32>,
 
     /// Refuse images with more pixels than this (413), before decoding.
     #[arg(long, default_value_t = DEFAULT_MAX_PIXELS, value_name = "N")]
@@ -114,9 +115,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     let addr = resolve(&args.addr)?;
     let token = args.token_file.as_ref().map(read_token).transpose()?;
     let defaults = ServeConfig::default();
-    let config = ServeConfig {
+    let mut config = ServeConfig {
         crop: args.crop,
-        threshold: args.threshold,
         max_pixels: args.max_pixels,
         max_body_bytes: usize::try_from(args.max_body_mib << 20).unwrap_or(usize::MAX),
         max_files: args.max_files as usize,
@@ -136,6 +136,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     // Before loading the model, so that a refused address fails at once.
     cnnspot_serve::check_exposure(&addr, &config)?;
     let detector = args.model.open()?;
+    config.threshold = args.threshold.unwrap_or(detector.threshold());
     let model_name = detector.info().path.display().to_string();
     let auth = if config.token.is_some() {
         "bearer token required"

@@ -125,6 +125,61 @@ fn serve_scores_equal_detect_and_stops_on_sigterm() {
     }
 }
 
+/// The built-in model is calibrated (temperature, threshold): serve must
+/// report the probability and decision detect prints, not the raw sigmoid.
+#[test]
+fn serve_with_the_builtin_model_reports_detects_calibrated_probability() {
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples");
+    let images = [
+        "fake_srmdnf-x4_rocket.png",
+        "real_rocket_crop_for_srmdnf-x4.png",
+    ]
+    .map(|n| samples.join(n));
+    let out = Command::new(env!("CARGO_BIN_EXE_cnnspot"))
+        .args(["detect", "--format", "jsonl", "--batch-size", "1"])
+        .args(&images)
+        .output()
+        .expect("detect runs");
+    let rows: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", String::from_utf8_lossy(&out.stderr));
+
+    let builtin_threshold = cnnspot::Detector::builtin(cnnspot::Engine::Fast)
+        .expect("built-in model")
+        .threshold();
+    let (_server, addr) = start(&["--addr", "127.0.0.1:0"]);
+    for (image, row) in images.iter().zip(&rows) {
+        let logit = row["logit"].as_f64().expect("logit") as f32;
+        let p = row["probability"].as_f64().expect("probability") as f32;
+        assert!(
+            (p - 1.0 / (1.0 + (-logit).exp())).abs() > 1e-4,
+            "the built-in model is no longer calibrated ({row}): this test checks nothing"
+        );
+        let body = std::fs::read(image).expect("sample");
+        let resp = http::request(addr, "POST", "/v1/detect", &[], &body);
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        let r = &resp.json()["results"][0];
+        assert_eq!(
+            r["logit"].as_f64().map(|v| v as f32),
+            Some(logit),
+            "{r} vs {row}"
+        );
+        assert_eq!(
+            r["probability"].as_f64().map(|v| v as f32),
+            Some(p),
+            "{r} vs {row}"
+        );
+        assert_eq!(r["synthetic"], row["synthetic"], "{r} vs {row}");
+        assert_eq!(
+            r["threshold"].as_f64().map(|v| v as f32),
+            Some(builtin_threshold),
+            "{r}"
+        );
+    }
+}
+
 #[test]
 fn serve_refuses_an_open_address_without_a_token() {
     let out = Command::new(env!("CARGO_BIN_EXE_cnnspot"))
