@@ -456,6 +456,7 @@ impl Detector {
             let mut emit = |i: usize, r: Result<Score>| {
                 reorder.push(i, r, |j, r| on_result(j, &paths[j], r));
             };
+            let limits = batching.limits();
             let mut groups: HashMap<(u32, u32), Vec<(usize, Preprocessed)>> = HashMap::new();
             let run = |group: Vec<(usize, Preprocessed)>,
                        emit: &mut dyn FnMut(usize, Result<Score>)| {
@@ -495,10 +496,11 @@ impl Detector {
                         let key = (p.width, p.height);
                         let pixels = p.width as u64 * p.height as u64;
                         let group = groups.entry(key).or_default();
+                        if !limits.admits(group.len(), pixels) {
+                            run(std::mem::take(group), &mut emit);
+                        }
                         group.push((i, p));
-                        let full = group.len() >= batching.batch_size.max(1)
-                            || group.len() as u64 * pixels >= batching.max_batch_pixels;
-                        if full {
+                        if !limits.admits(group.len(), pixels) {
                             if let Some(g) = groups.remove(&key) {
                                 run(g, &mut emit);
                             }
@@ -522,6 +524,37 @@ pub struct Batching {
     pub max_batch_pixels: u64,
     /// Threads decoding and preprocessing images.
     pub decoders: usize,
+}
+
+impl Batching {
+    /// The batch limits of these settings.
+    pub fn limits(&self) -> BatchLimits {
+        BatchLimits {
+            max_images: self.batch_size,
+            max_pixels: self.max_batch_pixels,
+        }
+    }
+}
+
+/// How large one forward pass may be: the one rule that
+/// [`Detector::score_paths`] and the server's model thread follow. Only
+/// images of one size share a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Images per pass at most (0 counts as 1).
+    pub max_images: usize,
+    /// Pixels per pass at most, unless one image alone has more.
+    pub max_pixels: u64,
+}
+
+impl BatchLimits {
+    /// Whether a batch of `n` images of `pixels` pixels each may take one
+    /// more of them. An empty batch takes any image.
+    pub fn admits(&self, n: usize, pixels: u64) -> bool {
+        n == 0
+            || (n < self.max_images.max(1)
+                && (n as u64 + 1).saturating_mul(pixels) <= self.max_pixels)
+    }
 }
 
 impl Default for Batching {
@@ -587,6 +620,36 @@ mod tests {
             .unwrap_err()
             .contains("fast or burn"));
         assert_eq!(Engine::default().to_string(), "fast");
+    }
+
+    #[test]
+    fn batches_stop_at_the_image_or_pixel_limit_whichever_comes_first() {
+        let limits = BatchLimits {
+            max_images: 4,
+            max_pixels: 3 * 100,
+        };
+        let grow = |pixels: u64| (0..).take_while(|&n| limits.admits(n, pixels)).count();
+        assert_eq!(grow(10), 4, "image limit");
+        assert_eq!(grow(100), 3, "pixel limit, reached exactly");
+        assert_eq!(grow(101), 2, "pixel limit, never exceeded");
+        assert_eq!(
+            grow(1000),
+            1,
+            "one image larger than the limit still runs, alone"
+        );
+        let one = BatchLimits {
+            max_images: 0,
+            max_pixels: u64::MAX,
+        };
+        assert!(
+            one.admits(0, u64::MAX) && !one.admits(1, 1),
+            "0 images counts as 1"
+        );
+        let huge = BatchLimits {
+            max_images: usize::MAX,
+            max_pixels: u64::MAX - 1,
+        };
+        assert!(!huge.admits(1, u64::MAX / 2 + 1), "no overflow");
     }
 
     #[test]

@@ -24,7 +24,8 @@ pub use cnnspot_image as image;
 pub use cnnspot_image::{PreprocessOptions, Preprocessed};
 pub use cnnspot_net::{is_input_marker, InputTransform, SPECTRUM_MARKER};
 pub use detector::{
-    default_device, sigmoid, Batching, Detector, Engine, ModelInfo, Score, DEFAULT_MAX_INFER_PIXELS,
+    default_device, sigmoid, BatchLimits, Batching, Detector, Engine, ModelInfo, Score,
+    DEFAULT_MAX_INFER_PIXELS,
 };
 pub use error::{Error, ModelError, Result};
 pub use model::{Arch, ResNet, StateDict};

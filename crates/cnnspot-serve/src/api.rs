@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use cnnspot_core::image::preprocess_bytes;
-use cnnspot_core::{sigmoid, Detector, PreprocessOptions};
+use cnnspot_core::{sigmoid, BatchLimits, Detector, PreprocessOptions};
 use serde::Serialize;
 use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinSet;
@@ -80,8 +80,10 @@ impl App {
         let state = Arc::new(WorkerState::default());
         let (tx, rx) = mpsc::sync_channel(config.queue_len);
         let policy = BatchPolicy {
-            max_batch: config.max_batch,
-            max_batch_pixels: config.max_batch_pixels,
+            limits: BatchLimits {
+                max_images: config.max_batch,
+                max_pixels: config.max_batch_pixels,
+            },
             wait: config.batch_wait,
         };
         let handle = worker::spawn(detector, rx, policy, state.clone(), metrics.clone()).map_err(

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use cnnspot_core::{Detector, Preprocessed};
+use cnnspot_core::{BatchLimits, Detector, Preprocessed};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::metrics::Metrics;
@@ -40,8 +40,9 @@ pub(crate) struct Outcome {
 /// How the worker groups jobs.
 #[derive(Debug, Clone)]
 pub(crate) struct BatchPolicy {
-    pub max_batch: usize,
-    pub max_batch_pixels: u64,
+    /// The same limits as `cnnspot detect`'s batches.
+    pub limits: BatchLimits,
+    /// How long the first image of a batch may wait for others.
     pub wait: Duration,
 }
 
@@ -112,7 +113,7 @@ fn run(
         let pixels = k.0 as u64 * k.1 as u64;
         let full = |pending: &VecDeque<Job>| {
             let n = pending.iter().filter(|j| key(j) == k).count();
-            n >= policy.max_batch || n as u64 * pixels >= policy.max_batch_pixels
+            !policy.limits.admits(n, pixels)
         };
         while !disconnected && !full(&pending) {
             match rx.try_recv() {
@@ -142,10 +143,7 @@ fn run(
         let mut batch = Vec::new();
         let mut rest = VecDeque::with_capacity(pending.len());
         for job in pending.drain(..) {
-            let fits = batch.len() < policy.max_batch
-                && (batch.is_empty()
-                    || (batch.len() as u64 + 1) * pixels <= policy.max_batch_pixels);
-            if key(&job) == k && fits {
+            if key(&job) == k && policy.limits.admits(batch.len(), pixels) {
                 batch.push(job);
             } else {
                 rest.push_back(job);
@@ -178,6 +176,10 @@ fn run_batch(detector: &Detector, batch: Vec<Job>, metrics: &Metrics) {
     }
     for (i, job) in batch.into_iter().enumerate() {
         let logit = match &logits {
+            // A NaN is never a verdict.
+            Ok(l) if !l[i].is_finite() => {
+                Err(format!("the network gave a non-finite logit ({})", l[i]))
+            }
             Ok(l) => Ok(l[i]),
             Err(e) => Err(e.clone()),
         };
