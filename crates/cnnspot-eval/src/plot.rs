@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Once;
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
@@ -114,49 +115,53 @@ fn draw<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Writes the curves to `path` as SVG (text left to the viewer's fonts).
-pub fn write_svg(path: &Path, title: &str, curves: &[(String, f64, Vec<PrPoint>)]) -> Result<()> {
+/// Renders a figure as SVG: `draw` paints on a `size` canvas (text is left
+/// to the viewer's fonts). The one SVG path of every cnnspot figure.
+pub fn render_svg(
+    size: (u32, u32),
+    draw: impl FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> std::result::Result<(), String>,
+) -> std::result::Result<String, String> {
     register_fonts();
     let mut svg = String::new();
-    draw(
-        SVGBackend::with_string(&mut svg, FIGURE_SIZE).into_drawing_area(),
-        title,
-        curves,
-    )
-    .map_err(|why| EvalError::Plot {
+    draw(SVGBackend::with_string(&mut svg, size).into_drawing_area())?;
+    Ok(svg)
+}
+
+/// Renders a figure as PNG bytes: `draw` paints on a white `size` canvas,
+/// with the embedded font. The one PNG path of every cnnspot figure.
+pub fn render_png(
+    size: (u32, u32),
+    draw: impl FnOnce(DrawingArea<BitMapBackend<'_>, Shift>) -> std::result::Result<(), String>,
+) -> std::result::Result<Vec<u8>, String> {
+    register_fonts();
+    let (w, h) = size;
+    let mut buf = vec![255u8; w as usize * h as usize * 3];
+    draw(BitMapBackend::with_buffer(&mut buf, size).into_drawing_area())?;
+    let img = image::RgbImage::from_raw(w, h, buf)
+        .ok_or_else(|| "the pixel buffer has the wrong size".to_string())?;
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|x| x.to_string())?;
+    Ok(png)
+}
+
+pub(crate) fn plot_error(path: &Path) -> impl FnOnce(String) -> EvalError + '_ {
+    move |why| EvalError::Plot {
         path: path.to_path_buf(),
         why,
-    })?;
+    }
+}
+
+/// Writes the curves to `path` as SVG (text left to the viewer's fonts).
+pub fn write_svg(path: &Path, title: &str, curves: &[(String, f64, Vec<PrPoint>)]) -> Result<()> {
+    let svg =
+        render_svg(FIGURE_SIZE, |root| draw(root, title, curves)).map_err(plot_error(path))?;
     write_atomic(path, svg.as_bytes())
 }
 
 /// Writes the curves to `path` as PNG.
 pub fn write_png(path: &Path, title: &str, curves: &[(String, f64, Vec<PrPoint>)]) -> Result<()> {
-    register_fonts();
-    let (w, h) = FIGURE_SIZE;
-    let mut buf = vec![255u8; w as usize * h as usize * 3];
-    draw(
-        BitMapBackend::with_buffer(&mut buf, FIGURE_SIZE).into_drawing_area(),
-        title,
-        curves,
-    )
-    .map_err(|why| EvalError::Plot {
-        path: path.to_path_buf(),
-        why,
-    })?;
-    write_rgb_png(path, w, h, buf)
-}
-
-/// Encodes a drawn RGB buffer as PNG and writes it atomically.
-pub(crate) fn write_rgb_png(path: &Path, w: u32, h: u32, buf: Vec<u8>) -> Result<()> {
-    let plot_err = |why: String| EvalError::Plot {
-        path: path.to_path_buf(),
-        why,
-    };
-    let img = image::RgbImage::from_raw(w, h, buf)
-        .ok_or_else(|| plot_err("the pixel buffer has the wrong size".into()))?;
-    let mut png = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|x| plot_err(x.to_string()))?;
+    let png =
+        render_png(FIGURE_SIZE, |root| draw(root, title, curves)).map_err(plot_error(path))?;
     write_atomic(path, &png)
 }

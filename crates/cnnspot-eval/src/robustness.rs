@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
 use crate::error::{io_err, EvalError, Result};
-use crate::plot::{register_fonts, COLOURS};
+use crate::plot::{plot_error, render_png, render_svg, COLOURS};
 use crate::report::{csv_mean_row, csv_row, pct, GeneratorResult, MeanRow, Report, CSV_METRICS};
 use crate::run::{evaluate_with, Progress};
 use crate::scores::{to_json, write_atomic, CheckpointId, RunMeta, ScoreStore, Settings};
@@ -617,30 +617,11 @@ fn draw_sweep<DB: DrawingBackend>(
 }
 
 fn write_svg(path: &Path, sweep: &Sweep) -> Result<()> {
-    register_fonts();
-    let mut svg = String::new();
-    draw_sweep(
-        SVGBackend::with_string(&mut svg, SWEEP_FIGURE).into_drawing_area(),
-        sweep,
-    )
-    .map_err(|why| EvalError::Plot {
-        path: path.to_path_buf(),
-        why,
-    })?;
+    let svg = render_svg(SWEEP_FIGURE, |root| draw_sweep(root, sweep)).map_err(plot_error(path))?;
     write_atomic(path, svg.as_bytes())
 }
 
 fn write_png(path: &Path, sweep: &Sweep) -> Result<()> {
-    register_fonts();
-    let (w, h) = SWEEP_FIGURE;
-    let mut buf = vec![255u8; w as usize * h as usize * 3];
-    draw_sweep(
-        BitMapBackend::with_buffer(&mut buf, SWEEP_FIGURE).into_drawing_area(),
-        sweep,
-    )
-    .map_err(|why| EvalError::Plot {
-        path: path.to_path_buf(),
-        why,
-    })?;
-    crate::plot::write_rgb_png(path, w, h, buf)
+    let png = render_png(SWEEP_FIGURE, |root| draw_sweep(root, sweep)).map_err(plot_error(path))?;
+    write_atomic(path, &png)
 }

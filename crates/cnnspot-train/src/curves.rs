@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::run::EpochRecord;
@@ -10,8 +11,10 @@ use crate::{write_atomic, Result, TrainError};
 
 const SIZE: (u32, u32) = (1000, 420);
 
-fn draw(records: &[EpochRecord], buf: &mut [u8]) -> std::result::Result<(), String> {
-    let root = BitMapBackend::with_buffer(buf, SIZE).into_drawing_area();
+fn draw<DB: DrawingBackend>(
+    records: &[EpochRecord],
+    root: DrawingArea<DB, Shift>,
+) -> std::result::Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let (left, right) = root.split_horizontally(SIZE.0 / 2);
     let last = records
@@ -93,15 +96,7 @@ fn draw(records: &[EpochRecord], buf: &mut [u8]) -> std::result::Result<(), Stri
 
 /// Writes `curves.png` for the epochs so far.
 pub fn write_png(path: &Path, records: &[EpochRecord]) -> Result<()> {
-    cnnspot_eval::plot::register_fonts();
-    let (w, h) = SIZE;
-    let mut buf = vec![255u8; w as usize * h as usize * 3];
-    draw(records, &mut buf)
+    let png = cnnspot_eval::plot::render_png(SIZE, |root| draw(records, root))
         .map_err(|why| TrainError::Config(format!("{}: cannot draw: {why}", path.display())))?;
-    let img = image::RgbImage::from_raw(w, h, buf)
-        .ok_or_else(|| TrainError::Config("plot buffer has the wrong size".into()))?;
-    let mut png = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
     write_atomic(path, &png)
 }
