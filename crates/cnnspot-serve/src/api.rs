@@ -44,6 +44,8 @@ pub(crate) struct App {
     /// The detector's temperature: probabilities are `sigmoid(logit / t)`,
     /// as `Detector::score` makes them (calibrated for the built-in model).
     temperature: f32,
+    /// The configured threshold, or the model's.
+    threshold: f32,
     metrics: Arc<Metrics>,
     worker: Arc<WorkerState>,
     /// Taken (closed) once the server stops accepting requests, which ends
@@ -64,6 +66,7 @@ impl App {
         let config = config.sanitized();
         let info = detector.info().clone();
         let temperature = detector.temperature();
+        let threshold = config.threshold.unwrap_or(detector.threshold());
         let sha256 = Some(info.sha256.clone());
         let model = ModelIdentity {
             name: info
@@ -100,6 +103,7 @@ impl App {
             config,
             model,
             temperature,
+            threshold,
             metrics,
             worker: state,
             jobs: Mutex::new(Some(tx)),
@@ -293,7 +297,7 @@ async fn model(State(app): State<Arc<App>>) -> Response {
         &serde_json::json!({
             "model": app.model,
             "settings": {
-                "threshold": c.threshold,
+                "threshold": app.threshold,
                 "crop": c.crop,
                 "max_pixels": c.max_pixels,
             },
@@ -678,14 +682,14 @@ async fn score_one(app: Arc<App>, bytes: Bytes) -> Result<Scored, ApiError> {
         )
     })?;
     let probability = sigmoid(logit / app.temperature);
-    let synthetic = probability > app.config.threshold;
+    let synthetic = probability > app.threshold;
     Ok(Scored {
         name: None,
         probability,
         logit,
         synthetic,
         decision: if synthetic { "synthetic" } else { "real" },
-        threshold: app.config.threshold,
+        threshold: app.threshold,
         crop: app.config.crop,
         width,
         height,

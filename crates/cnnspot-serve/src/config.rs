@@ -7,8 +7,10 @@ use std::time::Duration;
 pub struct ServeConfig {
     /// Center-crop size, or `None` to score the whole image (as `detect`).
     pub crop: Option<u32>,
-    /// Probability above which an image is called synthetic (as `detect`).
-    pub threshold: f32,
+    /// Probability above which an image is called synthetic (as `detect`);
+    /// `None`: the model's own (calibrated for the built-in model, 0.5
+    /// otherwise).
+    pub threshold: Option<f32>,
     /// Images whose header announces more pixels are refused (413) before
     /// decoding.
     pub max_pixels: u64,
@@ -56,7 +58,7 @@ impl Default for ServeConfig {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         ServeConfig {
             crop: None,
-            threshold: 0.5,
+            threshold: None,
             max_pixels: DEFAULT_MAX_PIXELS,
             max_body_bytes: 32 << 20,
             max_files: 64,

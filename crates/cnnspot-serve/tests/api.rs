@@ -1,6 +1,8 @@
 //! The HTTP API over a real socket on 127.0.0.1: scores equal to the
 //! library's (what `cnnspot detect` prints), every kind of bad request gets
 //! its status and a JSON error, and the server keeps serving afterwards.
+//! The model is the built-in one and the images are made here, so these
+//! tests need nothing outside the repository.
 
 mod common;
 
@@ -10,13 +12,37 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use cnnspot_core::{Detector, PreprocessOptions, Score};
+use cnnspot_core::{Detector, Engine, PreprocessOptions, Score};
 use cnnspot_serve::{spawn, Handle, ServeConfig};
-use cnnspot_testdata::require_shared;
 use common::{get, multipart, request, Client};
 use serde_json::Value;
 
 const TOKEN: &str = "test-token-5f2c9a";
+
+/// The folder of this file's test images, made once: `fake.png` and
+/// `real.png`, 256x256 RGB (two different patterns; the names only tell
+/// them apart).
+fn test_data() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-api");
+        let fixtures = dir.join("fixtures");
+        std::fs::create_dir_all(&fixtures).expect("test data folder");
+        for (name, seed) in [("fake.png", 3u32), ("real.png", 11)] {
+            // Smooth, so that the PNGs stay small (tens of KB) like photos'.
+            let img = image::RgbImage::from_fn(256, 256, |x, y| {
+                let ring = ((x as i32 - 128).pow(2) + (y as i32 - 100).pow(2)) as u32 / (64 * seed);
+                image::Rgb([(x / 2 + seed) as u8, (y / 2) as u8, (ring % 256) as u8])
+            });
+            // Written under a unique name and renamed: tests run in parallel.
+            let tmp = fixtures.join(format!("{name}.{}.tmp", std::process::id()));
+            img.save_with_format(&tmp, image::ImageFormat::Png)
+                .expect("test image written");
+            std::fs::rename(&tmp, fixtures.join(name)).expect("test image in place");
+        }
+        dir
+    })
+}
 
 fn fixture(shared: &Path, name: &str) -> PathBuf {
     shared.join("fixtures").join(name)
@@ -26,8 +52,14 @@ fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn detector(shared: &Path) -> Detector {
-    Detector::load(&fixture(shared, "cnndet_random.pth")).expect("the fixture checkpoint loads")
+fn detector(_shared: &Path) -> Detector {
+    Detector::builtin(Engine::Fast).expect("the built-in model loads")
+}
+
+/// The library's detector, for expected scores and the model's settings.
+fn library() -> &'static Detector {
+    static D: OnceLock<Detector> = OnceLock::new();
+    D.get_or_init(|| detector(test_data()))
 }
 
 fn start(shared: &Path, config: ServeConfig) -> Handle {
@@ -53,18 +85,15 @@ fn default_server(shared: &Path) -> SocketAddr {
 
 /// What `cnnspot detect` computes for a file (it calls the same function).
 fn library_score(shared: &Path, name: &str, crop: Option<u32>) -> Score {
-    let d = {
-        static D: OnceLock<Detector> = OnceLock::new();
-        D.get_or_init(|| detector(shared))
-    };
-    d.score_path(
-        &fixture(shared, name),
-        &PreprocessOptions {
-            crop,
-            ..PreprocessOptions::default()
-        },
-    )
-    .expect("fixture scores")
+    library()
+        .score_path(
+            &fixture(shared, name),
+            &PreprocessOptions {
+                crop,
+                ..PreprocessOptions::default()
+            },
+        )
+        .expect("fixture scores")
 }
 
 fn f32_of(v: &Value) -> f32 {
@@ -80,7 +109,10 @@ fn assert_same_score(result: &Value, expected: &Score) {
     assert_eq!(f32_of(&result["logit"]), expected.logit, "{result}");
     assert_eq!(result["width"], expected.width);
     assert_eq!(result["height"], expected.height);
-    assert_eq!(result["synthetic"], expected.probability > 0.5);
+    assert_eq!(
+        result["synthetic"],
+        expected.is_synthetic(library().threshold())
+    );
 }
 
 fn post_raw(addr: SocketAddr, body: &[u8]) -> common::Response {
@@ -112,20 +144,22 @@ fn assert_still_serving(shared: &Path, addr: SocketAddr) {
 
 #[test]
 fn raw_upload_scores_equal_the_library() {
-    let shared = require_shared!();
-    let addr = default_server(&shared);
+    let shared = test_data();
+    let addr = default_server(shared);
     for name in ["fake.png", "real.png"] {
-        let resp = post_raw(addr, &read(&fixture(&shared, name)));
+        let resp = post_raw(addr, &read(&fixture(shared, name)));
         assert_eq!(resp.status, 200, "{}", resp.text());
         let v = resp.json();
         let r = &v["results"][0];
-        assert_same_score(r, &library_score(&shared, name, None));
+        assert_same_score(r, &library_score(shared, name, None));
         assert_eq!(r["crop"], Value::Null);
-        assert_eq!(r["threshold"], 0.5);
+        assert_eq!(
+            r["threshold"].as_f64().map(|t| t as f32),
+            Some(library().threshold())
+        );
         assert!(r["decision"] == "synthetic" || r["decision"] == "real");
         assert!(r["time_ms"]["total"].as_f64().is_some_and(|t| t > 0.0));
-        assert_eq!(v["model"]["name"], "cnndet_random.pth");
-        assert_eq!(v["model"]["arch"], "resnet50");
+        assert_eq!(v["model"]["arch"], library().info().arch.as_str());
         assert_eq!(v["model"]["sha256"].as_str().map(str::len), Some(64));
         assert!(v.get("error").is_none());
     }
@@ -133,10 +167,10 @@ fn raw_upload_scores_equal_the_library() {
 
 #[test]
 fn multipart_scores_each_file_and_reports_bad_ones() {
-    let shared = require_shared!();
-    let addr = default_server(&shared);
-    let fake = read(&fixture(&shared, "fake.png"));
-    let real = read(&fixture(&shared, "real.png"));
+    let shared = test_data();
+    let addr = default_server(shared);
+    let fake = read(&fixture(shared, "fake.png"));
+    let real = read(&fixture(shared, "real.png"));
     let (ct, body) = multipart(&[
         ("fake.png", &fake),
         ("notes.txt", b"these are not pixels"),
@@ -153,7 +187,7 @@ fn multipart_scores_each_file_and_reports_bad_ones() {
     // Files of one request share a batch when they have one size; a batched
     // forward pass may round differently from a single one.
     for (r, name) in [(&results[0], "fake.png"), (&results[2], "real.png")] {
-        let s = library_score(&shared, name, None);
+        let s = library_score(shared, name, None);
         assert!((f32_of(&r["logit"]) - s.logit).abs() < 1e-4, "{r}");
         assert!(
             (f32_of(&r["probability"]) - s.probability).abs() < 1e-5,
@@ -193,9 +227,9 @@ fn png_bomb(w: u32, h: u32) -> Vec<u8> {
 
 #[test]
 fn bad_uploads_get_their_status_and_the_server_goes_on() {
-    let shared = require_shared!();
-    let addr = default_server(&shared);
-    let fake = read(&fixture(&shared, "fake.png"));
+    let shared = test_data();
+    let addr = default_server(shared);
+    let fake = read(&fixture(shared, "fake.png"));
 
     assert_error(
         &post_raw(addr, b"\x00\x01garbage bytes, no image"),
@@ -278,16 +312,16 @@ fn bad_uploads_get_their_status_and_the_server_goes_on() {
     assert_error(&get(addr, "/v1/detect"), 405, "method_not_allowed");
     assert_error(&get(addr, "/nowhere"), 404, "not_found");
 
-    assert_still_serving(&shared, addr);
+    assert_still_serving(shared, addr);
     let metrics = get(addr, "/metrics").text();
     assert!(metrics.contains("cnnspot_image_errors_total{code=\"too_many_pixels\"}"));
 }
 
 #[test]
 fn a_body_over_the_limit_without_content_length_gets_413() {
-    let shared = require_shared!();
+    let shared = test_data();
     let server = start(
-        &shared,
+        shared,
         ServeConfig {
             max_body_bytes: 100 << 10,
             ..ServeConfig::default()
@@ -310,14 +344,14 @@ fn a_body_over_the_limit_without_content_length_gets_413() {
     req.extend_from_slice(b"0\r\n\r\n");
     c.stream().write_all(&req).expect("send");
     assert_error(&c.read_response().expect("answer"), 413, "body_too_large");
-    assert_still_serving(&shared, addr);
+    assert_still_serving(shared, addr);
 }
 
 #[test]
 fn token_crop_limits_and_timeout() {
-    let shared = require_shared!();
+    let shared = test_data();
     let server = start(
-        &shared,
+        shared,
         ServeConfig {
             crop: Some(224),
             token: Some(TOKEN.into()),
@@ -328,7 +362,7 @@ fn token_crop_limits_and_timeout() {
         },
     );
     let addr = server.addr();
-    let fake = read(&fixture(&shared, "fake.png"));
+    let fake = read(&fixture(shared, "fake.png"));
     let bearer = format!("Bearer {TOKEN}");
 
     let resp = post_raw(addr, &fake);
@@ -372,7 +406,7 @@ fn token_crop_limits_and_timeout() {
     let v = resp.json();
     assert_same_score(
         &v["results"][0],
-        &library_score(&shared, "fake.png", Some(224)),
+        &library_score(shared, "fake.png", Some(224)),
     );
     assert_eq!(v["results"][0]["crop"], 224);
 
@@ -421,27 +455,35 @@ fn token_crop_limits_and_timeout() {
         "POST",
         "/v1/detect",
         &[("Authorization", &bearer)],
-        &read(&fixture(&shared, "real.png")),
+        &read(&fixture(shared, "real.png")),
     );
     assert_eq!(resp.status, 200, "{}", resp.text());
 }
 
 #[test]
 fn model_health_and_metrics() {
-    let shared = require_shared!();
-    let addr = default_server(&shared);
+    let shared = test_data();
+    let addr = default_server(shared);
     let v = get(addr, "/v1/model").json();
-    assert_eq!(v["model"]["name"], "cnndet_random.pth");
-    assert_eq!(v["model"]["arch"], "resnet50");
+    assert_eq!(v["model"]["arch"], library().info().arch.as_str());
+    assert_eq!(
+        v["model"]["sha256"].as_str(),
+        Some(library().info().sha256.as_str())
+    );
     assert_eq!(
         v["model"]["format"].as_str().map(|s| !s.is_empty()),
         Some(true)
     );
-    assert!(v["model"]["parameters"]
-        .as_u64()
-        .is_some_and(|p| p > 20_000_000));
+    assert_eq!(
+        v["model"]["parameters"].as_u64(),
+        Some(library().info().parameters)
+    );
     assert_eq!(v["settings"]["crop"], Value::Null);
-    assert_eq!(v["settings"]["threshold"], 0.5);
+    assert_eq!(
+        v["settings"]["threshold"].as_f64().map(|t| t as f32),
+        Some(library().threshold()),
+        "the model's calibrated threshold by default"
+    );
     assert_eq!(v["auth"], false);
     assert_eq!(get(addr, "/healthz").json()["status"], "ok");
     assert_eq!(get(addr, "/readyz").json()["status"], "ready");
@@ -457,7 +499,7 @@ fn model_health_and_metrics() {
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
 
     assert_eq!(
-        post_raw(addr, &read(&fixture(&shared, "fake.png"))).status,
+        post_raw(addr, &read(&fixture(shared, "fake.png"))).status,
         200
     );
     let m = get(addr, "/metrics");
@@ -488,9 +530,9 @@ fn model_health_and_metrics() {
 
 #[test]
 fn concurrent_requests_share_a_batch_with_the_same_scores() {
-    let shared = require_shared!();
+    let shared = test_data();
     let server = start(
-        &shared,
+        shared,
         ServeConfig {
             // Long enough that requests sent together always meet.
             batch_wait: Duration::from_millis(500),
@@ -499,8 +541,8 @@ fn concurrent_requests_share_a_batch_with_the_same_scores() {
         },
     );
     let addr = server.addr();
-    let fake = read(&fixture(&shared, "fake.png"));
-    let expected = library_score(&shared, "fake.png", None);
+    let fake = read(&fixture(shared, "fake.png"));
+    let expected = library_score(shared, "fake.png", None);
     let results: Vec<Value> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..6).map(|_| s.spawn(|| post_raw(addr, &fake))).collect();
         handles
@@ -530,10 +572,10 @@ fn concurrent_requests_share_a_batch_with_the_same_scores() {
 
 #[test]
 fn shutdown_finishes_requests_in_flight() {
-    let shared = require_shared!();
-    let server = start(&shared, ServeConfig::default());
+    let shared = test_data();
+    let server = start(shared, ServeConfig::default());
     let addr = server.addr();
-    let fake = read(&fixture(&shared, "fake.png"));
+    let fake = read(&fixture(shared, "fake.png"));
     // Three uploads under way (headers and half the body sent) when the
     // shutdown begins.
     let mut clients: Vec<Client> = (0..3)
@@ -571,11 +613,11 @@ fn shutdown_finishes_requests_in_flight() {
 
 #[test]
 fn refuses_open_address_without_token() {
-    let shared = require_shared!();
+    let shared = test_data();
     let err = spawn(
         "0.0.0.0:0".parse().unwrap(),
         ServeConfig::default(),
-        detector(&shared),
+        detector(shared),
     )
     .err()
     .expect("refused");
@@ -585,9 +627,9 @@ fn refuses_open_address_without_token() {
 
 #[test]
 fn silent_connections_are_closed() {
-    let shared = require_shared!();
+    let shared = test_data();
     let server = start(
-        &shared,
+        shared,
         ServeConfig {
             request_timeout: Duration::from_secs(1),
             idle_timeout: Duration::ZERO,
@@ -608,5 +650,5 @@ fn silent_connections_are_closed() {
         waited >= Duration::from_secs(5) && waited < Duration::from_secs(20),
         "closed after {waited:?}"
     );
-    assert_still_serving(&shared, addr);
+    assert_still_serving(shared, addr);
 }

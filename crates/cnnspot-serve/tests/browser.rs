@@ -1,5 +1,5 @@
-//! The web page in headless Chromium: upload shared/fixtures/fake.png
-//! through the page's file input (DevTools protocol `DOM.setFileInputFiles`)
+//! The web page in headless Chromium (the built-in model): upload an image
+//! made here through the page's file input (DevTools protocol `DOM.setFileInputFiles`)
 //! and read the score the page shows from the DOM.
 //!
 //! Needs Debian's `chromium` (installed by scripts/setup.sh; another binary
@@ -8,25 +8,26 @@
 
 use std::time::Duration;
 
-use cnnspot_core::{Detector, PreprocessOptions};
+use cnnspot_core::{Detector, Engine, PreprocessOptions};
 use cnnspot_serve::{spawn, ServeConfig};
 use cnnspot_testdata::browser::{chromium, Browser};
-use cnnspot_testdata::require_shared;
 use serde_json::json;
 
 #[test]
 fn upload_through_the_page_shows_the_score() {
     let Some(binary) = chromium() else { return };
-    let shared = require_shared!();
-    let weights = shared.join("fixtures/cnndet_random.pth");
-    let image = shared
-        .join("fixtures/fake.png")
-        .canonicalize()
-        .expect("fake.png");
-    let detector = Detector::load(&weights).expect("fixture checkpoint loads");
+    let image = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-browser-upload.png");
+    image::RgbImage::from_fn(200, 160, |x, y| {
+        image::Rgb([(x % 256) as u8, (y * 3 % 256) as u8, ((x * y) % 251) as u8])
+    })
+    .save_with_format(&image, image::ImageFormat::Png)
+    .expect("test image written");
+    let image = image.canonicalize().expect("test image");
+    let detector = Detector::builtin(Engine::Fast).expect("built-in model");
     let expected = detector
         .score_path(&image, &PreprocessOptions::default())
         .expect("fixture scores");
+    let detector_threshold = detector.threshold();
     let server = spawn(
         "127.0.0.1:0".parse().unwrap(),
         ServeConfig::default(),
@@ -83,7 +84,7 @@ fn upload_through_the_page_shows_the_score() {
         shown.get("error").is_none(),
         "the page shows an error: {shown}"
     );
-    assert_eq!(shown["name"], "fake.png");
+    assert_eq!(shown["name"], "serve-browser-upload.png");
     assert_eq!(shown["thumbnail"], "blob:");
     let p: f32 = shown["probability"]
         .as_str()
@@ -101,7 +102,7 @@ fn upload_through_the_page_shows_the_score() {
         .and_then(|s| s.parse().ok())
         .expect("probability in the DOM");
     assert_eq!(shown["text"], format!("{:.1}%", 100.0 * as_js));
-    let decision = if expected.probability > 0.5 {
+    let decision = if expected.is_synthetic(detector_threshold) {
         "synthetic"
     } else {
         "real"
@@ -109,7 +110,7 @@ fn upload_through_the_page_shows_the_score() {
     assert_eq!(shown["decision"], decision);
     assert!(shown["meta"]
         .as_str()
-        .is_some_and(|m| m.starts_with("256×256")));
+        .is_some_and(|m| m.starts_with("200×160")));
     drop(cdp);
     drop(browser);
     server.shutdown().expect("clean shutdown");

@@ -115,8 +115,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     let addr = resolve(&args.addr)?;
     let token = args.token_file.as_ref().map(read_token).transpose()?;
     let defaults = ServeConfig::default();
-    let mut config = ServeConfig {
+    let config = ServeConfig {
         crop: args.crop,
+        threshold: args.threshold,
         max_pixels: args.max_pixels,
         max_body_bytes: usize::try_from(args.max_body_mib << 20).unwrap_or(usize::MAX),
         max_files: args.max_files as usize,
@@ -136,7 +137,6 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     // Before loading the model, so that a refused address fails at once.
     cnnspot_serve::check_exposure(&addr, &config)?;
     let detector = args.model.open()?;
-    config.threshold = args.threshold.unwrap_or(detector.threshold());
     let model_name = detector.info().path.display().to_string();
     let auth = if config.token.is_some() {
         "bearer token required"
