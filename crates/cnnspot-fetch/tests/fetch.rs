@@ -11,8 +11,19 @@ use cnnspot_fetch::{
 use cnnspot_testdata::http_server::{self as common, Seen, Server};
 use sha2::{Digest, Sha256};
 
-fn fixture(shared: &Path) -> Vec<u8> {
-    fs::read(shared.join("fixtures/small_zip_format.pth")).expect("read the fixture")
+/// The downloaded file: 3905 bytes that open like a zip archive (a
+/// PyTorch checkpoint's first bytes) and then vary, so that a resumed or
+/// restarted download that lost or repeated bytes shows.
+fn payload() -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut bytes = b"PK\x03\x04".to_vec();
+    bytes.extend((4..3905).map(|_| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 24) as u8
+    }));
+    bytes
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -92,8 +103,7 @@ fn assert_kept(fetched: &Fetched, dest: &Path, expected: &[u8]) {
 /// Case 1: The fixture is downloaded, validated, renamed into place, hashed.
 #[test]
 fn downloads_validates_and_keeps_the_file() {
-    let shared = cnnspot_testdata::require_shared!();
-    let body = fixture(&shared);
+    let body = payload();
     let server = Server::start(body.clone());
     let cache = tempfile::tempdir().unwrap();
     let dest = cache.path().join("weights/blur_jpg_prob0.5.pth");
@@ -127,8 +137,7 @@ fn downloads_validates_and_keeps_the_file() {
 /// unknown to the progress callback.
 #[test]
 fn downloads_a_body_of_unknown_length() {
-    let shared = cnnspot_testdata::require_shared!();
-    let body = fixture(&shared);
+    let body = payload();
     let server = Server::start(body.clone());
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("x.pth");
@@ -168,8 +177,7 @@ fn refuses_an_html_page() {
 /// and over-long chains are errors.
 #[test]
 fn follows_redirects_and_stops_loops() {
-    let shared = cnnspot_testdata::require_shared!();
-    let body = fixture(&shared);
+    let body = payload();
     let server = Server::start(body.clone());
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("a.pth");
@@ -208,8 +216,7 @@ fn follows_redirects_and_stops_loops() {
 /// Range request and completes the file.
 #[test]
 fn truncated_download_resumes_with_range() {
-    let shared = cnnspot_testdata::require_shared!();
-    let body = fixture(&shared);
+    let body = payload();
     let half = (body.len() / 2) as u64;
     let server = Server::start(body.clone());
     let dir = tempfile::tempdir().unwrap();
@@ -244,8 +251,7 @@ fn truncated_download_resumes_with_range() {
 /// A server that ignores the Range header (200): the file restarts from zero.
 #[test]
 fn resume_restarts_when_the_server_ignores_range() {
-    let shared = cnnspot_testdata::require_shared!();
-    let body = fixture(&shared);
+    let body = payload();
     let server = Server::start(body.clone());
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("c.pth");
@@ -261,8 +267,7 @@ fn resume_restarts_when_the_server_ignores_range() {
 /// 416 (the .part is already as long as the file, or longer): start over.
 #[test]
 fn resume_starts_over_on_416() {
-    let shared = cnnspot_testdata::require_shared!();
-    let body = fixture(&shared);
+    let body = payload();
     let server = Server::start(body.clone());
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("d.pth");
@@ -279,8 +284,7 @@ fn resume_starts_over_on_416() {
 /// A stalled connection times out; the .part is kept for a later resume.
 #[test]
 fn stalled_download_keeps_the_part() {
-    let shared = cnnspot_testdata::require_shared!();
-    let body = fixture(&shared);
+    let body = payload();
     let server = Server::start(body.clone());
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("e.pth");
@@ -299,8 +303,7 @@ fn stalled_download_keeps_the_part() {
 /// Case 5: A validator that says no: nothing is kept, and its reason is reported.
 #[test]
 fn rejected_file_is_not_kept() {
-    let shared = cnnspot_testdata::require_shared!();
-    let body = fixture(&shared);
+    let body = payload();
     let server = Server::start(body);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("f.pth");
@@ -317,8 +320,7 @@ fn rejected_file_is_not_kept() {
 /// The size cap applies to announced and to unannounced lengths.
 #[test]
 fn size_cap_is_enforced() {
-    let shared = cnnspot_testdata::require_shared!();
-    let body = fixture(&shared);
+    let body = payload();
     let server = Server::start(body);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("g.pth");
