@@ -5,28 +5,12 @@ use burn::tensor::{Device, Tensor, TensorData};
 use cnnspot_core::model::ResNet;
 use cnnspot_engine::{FastResNet, Isa};
 use cnnspot_net::{
-    log_spectrum, random_state_dict as random_state, Arch, InputTransform, SPECTRUM_MARKER,
+    log_spectrum, random_input, random_state_dict as random_state, Arch, InputTransform,
+    SPECTRUM_MARKER,
 };
 
-fn random_input(len: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed;
-    (0..len)
-        .map(|_| {
-            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            ((s >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 4.0
-        })
-        .collect()
-}
-
-fn assert_close(fast: &[f32], reference: &[f32], what: &str) {
-    assert_eq!(fast.len(), reference.len(), "{what}");
-    let scale = reference.iter().fold(1f32, |m, v| m.max(v.abs()));
-    for (i, (a, b)) in fast.iter().zip(reference).enumerate() {
-        assert!(
-            (a - b).abs() <= 1e-4 * scale,
-            "{what}: output {i}: fast {a} vs burn {b}"
-        );
-    }
+fn assert_close(fast: &[f32], burn: &[f32], what: &str) {
+    cnnspot_testdata::assert_close(fast, burn, 1e-4, &format!("{what} (fast vs burn)"));
 }
 
 fn burn_logits(net: &ResNet, data: &[f32], n: usize, h: usize, w: usize) -> Vec<f32> {

@@ -463,27 +463,10 @@ fn nchw_to_nhwc(pool: &Pool, data: &[f32], n: usize, c: usize, h: usize, w: usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cnnspot_net::random_state_dict as random_state;
+    use cnnspot_net::{random_input, random_state_dict as random_state};
 
-    fn random_input(len: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed;
-        (0..len)
-            .map(|_| {
-                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                ((s >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 4.0
-            })
-            .collect()
-    }
-
-    fn assert_close(fast: &[f32], reference: &[f32], what: &str) {
-        assert_eq!(fast.len(), reference.len(), "{what}");
-        let scale = reference.iter().fold(1f32, |m, v| m.max(v.abs()));
-        for (i, (a, b)) in fast.iter().zip(reference).enumerate() {
-            assert!(
-                (a - b).abs() <= 1e-4 * scale,
-                "{what}: output {i}: tiled {a} vs whole {b}"
-            );
-        }
+    fn assert_close(tiled: &[f32], whole: &[f32], what: &str) {
+        cnnspot_testdata::assert_close(tiled, whole, 1e-4, &format!("{what} (tiled vs whole)"));
     }
 
     #[test]

@@ -28,5 +28,5 @@ pub use input::{
 pub use spec::{is_head_weight, Arch, BlockSpec, ConvSpec, HeadSpec, NetSpec};
 pub use state::{
     check_detector_values, check_state_dict, check_values, describe_state_dict,
-    expected_parameters, random_state_dict, spec_of_state, StateDict, StateTensor,
+    expected_parameters, random_input, random_state_dict, spec_of_state, StateDict, StateTensor,
 };

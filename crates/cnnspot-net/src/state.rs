@@ -154,6 +154,18 @@ pub fn random_state_dict(arch: Arch, num_outputs: usize, seed: u32) -> StateDict
         .collect()
 }
 
+/// `len` values uniform in [-2, 2) (deterministic in `seed`, the generator
+/// of [`random_state_dict`]): an input batch for tests and benchmarks.
+pub fn random_input(len: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed;
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((s >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 4.0
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

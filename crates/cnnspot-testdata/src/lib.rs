@@ -12,6 +12,21 @@
 #![warn(missing_docs)]
 use std::path::{Path, PathBuf};
 
+/// Asserts that `actual` equals `expected` to `rel` of the largest
+/// magnitude in `expected` (at least 1), naming `what` and the first output
+/// that differs.
+pub fn assert_close(actual: &[f32], expected: &[f32], rel: f32, what: &str) {
+    assert_eq!(actual.len(), expected.len(), "{what}: lengths");
+    let scale = expected.iter().fold(1f32, |m, v| m.max(v.abs()));
+    for (i, (a, b)) in actual.iter().zip(expected).enumerate() {
+        assert!(
+            (a - b).abs() <= rel * scale,
+            "{what}: output {i}: {a} vs expected {b} (tolerance {})",
+            rel * scale
+        );
+    }
+}
+
 /// The repository root (two levels above this crate's manifest).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
