@@ -4,13 +4,12 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use cnnspot_core::image::DEFAULT_MAX_PIXELS;
-use cnnspot_core::{Batching, PreprocessOptions};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::inputs;
 use crate::model_args::ModelArgs;
 use crate::output::{Format, RowWriter};
+use crate::scoring_args::ScoringArgs;
 use crate::shard_arg::ShardArg;
 
 #[derive(clap::Args, Debug)]
@@ -19,15 +18,6 @@ pub struct DetectArgs {
     /// patterns such as 'uploads/*.jpg'.
     #[arg(required = true, value_name = "PATH")]
     inputs: Vec<String>,
-
-    /// Center-crop to PX x PX pixels first, as in the paper's tables (224);
-    /// by default the whole image is scored.
-    #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(32..=8192), conflicts_with = "no_crop")]
-    crop: Option<u32>,
-
-    /// Score the whole image (the default).
-    #[arg(long)]
-    no_crop: bool,
 
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
@@ -38,25 +28,12 @@ pub struct DetectArgs {
     #[arg(long, value_parser = parse_threshold)]
     threshold: Option<f32>,
 
-    /// Images per forward pass (images of equal size are batched together).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    batch_size: u32,
-
-    /// Refuse images with more pixels than this (decompression bombs).
-    #[arg(long, default_value_t = DEFAULT_MAX_PIXELS, value_name = "N")]
-    max_pixels: u64,
-
-    /// Threads decoding images while the network runs.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
-    decoders: u32,
-
     /// In folders, score every file, not only those with image extensions.
     #[arg(long)]
     all_files: bool,
 
-    /// Do not show a progress bar.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    scoring: ScoringArgs,
 
     #[command(flatten)]
     shard: ShardArg,
@@ -82,7 +59,7 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
     if let Some(shard) = args.shard.resolve()? {
         let all = files.len();
         files.retain(|f| shard.holds(&inputs::shard_key(&args.inputs, f)));
-        if !args.quiet {
+        if !args.scoring.quiet {
             eprintln!("shard {shard}: {} of the {all} files", files.len());
         }
         if files.is_empty() {
@@ -94,17 +71,10 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
         }
     }
     let detector = args.model.open()?;
-    let opts = PreprocessOptions {
-        crop: args.crop,
-        max_pixels: args.max_pixels,
-    };
-    let batching = Batching {
-        batch_size: args.batch_size as usize,
-        decoders: args.decoders as usize,
-        ..Batching::default()
-    };
+    let opts = args.scoring.preprocess();
+    let batching = args.scoring.batching(1);
 
-    let bar = if args.quiet || !std::io::stderr().is_terminal() {
+    let bar = if args.scoring.quiet || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
     } else {
         let bar =

@@ -9,8 +9,6 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use cnnspot_core::image::DEFAULT_MAX_PIXELS;
-use cnnspot_core::{Batching, PreprocessOptions};
 use cnnspot_eval::report::{generator_order, pct, pr_curves, Counts, Report, ResultsDoc};
 use cnnspot_eval::run::{evaluate, Progress};
 use cnnspot_eval::scores::{
@@ -24,6 +22,7 @@ use cnnspot_eval::{plot, tool_version};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::model_args::ModelArgs;
+use crate::scoring_args::ScoringArgs;
 use crate::shard_arg::{task_images, ShardArg, TaskImages};
 
 /// How the table is printed.
@@ -63,18 +62,8 @@ pub struct EvalArgs {
     /// Recompute the tables from the scores.jsonl of an earlier run instead
     /// of scoring images (its scores.meta.json, if beside it, gives the
     /// settings).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["crop", "no_crop"])]
     from_scores: Option<PathBuf>,
-
-    /// Center-crop to PX x PX first: 224 gives the paper's tables; by
-    /// default the whole image is scored (the "no crop" table).
-    #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(32..=8192),
-          conflicts_with_all = ["no_crop", "from_scores"])]
-    crop: Option<u32>,
-
-    /// Score the whole image (the default).
-    #[arg(long, conflicts_with = "from_scores")]
-    no_crop: bool,
 
     /// Only these generators (comma-separated folder names), in this order.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
@@ -90,17 +79,8 @@ pub struct EvalArgs {
     #[arg(long, value_enum, default_value = "table")]
     format: EvalFormat,
 
-    /// Images per forward pass (images of equal size are batched together).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    batch_size: u32,
-
-    /// Refuse images with more pixels than this (decompression bombs).
-    #[arg(long, default_value_t = DEFAULT_MAX_PIXELS, value_name = "N")]
-    max_pixels: u64,
-
-    /// No progress bars or per-generator lines on standard error.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    scoring: ScoringArgs,
 
     #[command(flatten)]
     model: ModelArgs,
@@ -162,7 +142,7 @@ fn score_dataset(args: &EvalArgs, started: Instant) -> Result<(ResultsDoc, Vec<S
         &args.generators,
         &args.shard,
         args.out.as_deref(),
-        args.quiet,
+        args.scoring.quiet,
     )?;
     let TaskImages {
         dataset,
@@ -173,8 +153,8 @@ fn score_dataset(args: &EvalArgs, started: Instant) -> Result<(ResultsDoc, Vec<S
     let detector = args.model.open()?;
     let checkpoint = CheckpointId::of(&detector)?;
     let settings = Settings {
-        crop: args.crop,
-        max_pixels: args.max_pixels,
+        crop: args.scoring.crop,
+        max_pixels: args.scoring.max_pixels,
         perturbation: None,
     };
     let meta = RunMeta::new(root, settings.clone(), checkpoint.clone());
@@ -189,7 +169,7 @@ fn score_dataset(args: &EvalArgs, started: Instant) -> Result<(ResultsDoc, Vec<S
             .flat_map(|g| &g.items)
             .filter(|i| s.existing().get(&i.key).is_some_and(|r| r.error.is_none()))
             .count();
-        if reusable > 0 && !args.quiet {
+        if reusable > 0 && !args.scoring.quiet {
             eprintln!(
                 "resuming: {reusable} of {} images already scored in {}",
                 dataset.len(),
@@ -197,15 +177,9 @@ fn score_dataset(args: &EvalArgs, started: Instant) -> Result<(ResultsDoc, Vec<S
             );
         }
     }
-    let opts = PreprocessOptions {
-        crop: args.crop,
-        max_pixels: args.max_pixels,
-    };
-    let batching = Batching {
-        batch_size: args.batch_size as usize,
-        ..Batching::default()
-    };
-    let mut progress = Bars::new(args.quiet, dataset.generators.len());
+    let opts = args.scoring.preprocess();
+    let batching = args.scoring.batching(1);
+    let mut progress = Bars::new(args.scoring.quiet, dataset.generators.len());
     let eval = evaluate(
         &dataset,
         &detector,
@@ -229,7 +203,7 @@ fn score_dataset(args: &EvalArgs, started: Instant) -> Result<(ResultsDoc, Vec<S
             wall_seconds: wall,
         };
         write_record(dir, &record)?;
-        if !args.quiet {
+        if !args.scoring.quiet {
             eprintln!(
                 "shard {shard} finished; when all {} have: cnnspot eval --merge {}",
                 shard.count,
@@ -237,7 +211,7 @@ fn score_dataset(args: &EvalArgs, started: Instant) -> Result<(ResultsDoc, Vec<S
             );
         }
     }
-    if !args.quiet {
+    if !args.scoring.quiet {
         eprintln!(
             "scored {} images, reused {}, in {wall:.1} s",
             eval.scored_now, eval.reused
@@ -273,7 +247,7 @@ fn merge(args: &EvalArgs, dir: &Path) -> Result<(ResultsDoc, Vec<ScoreRow>)> {
     let merged = cnnspot_eval::shard::merge(dir)?;
     write_merged_scores(dir, &merged)?;
     let report = Report::from_rows(&merged.rows, &merged.dataset.generators);
-    if !args.quiet {
+    if !args.scoring.quiet {
         eprintln!(
             "merged {} shards, {} images, in {:.2} s",
             merged.records.len(),
@@ -511,7 +485,7 @@ fn compare(args: EvalArgs, models: &[String]) -> Result<ExitCode> {
         let mut one = args.clone();
         one.model.weights = Some(name.clone());
         one.out = args.out.as_ref().map(|d| d.join(model_folder(name)));
-        if !args.quiet {
+        if !args.scoring.quiet {
             eprintln!("== {name}");
         }
         let (doc, rows) = score_dataset(&one, Instant::now())?;

@@ -12,6 +12,7 @@ mod model_args;
 mod output;
 mod report_cmd;
 mod robustness_cmd;
+mod scoring_args;
 mod serve_cmd;
 mod shard_arg;
 mod spectrum_cmd;
@@ -140,4 +141,53 @@ fn error_sentence(e: &anyhow::Error) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parses(args: &[&str]) -> bool {
+        Cli::try_parse_from(std::iter::once("cnnspot").chain(args.iter().copied())).is_ok()
+    }
+
+    #[test]
+    fn every_scoring_command_takes_the_scoring_and_model_flags() {
+        let shared = [
+            "--crop",
+            "224",
+            "--batch-size",
+            "4",
+            "--max-pixels",
+            "1000000",
+            "--decoders",
+            "3",
+            "--quiet",
+            "--engine",
+            "burn",
+            "--max-infer-pixels",
+            "100000",
+            "--weights",
+            "builtin",
+        ];
+        for command in [
+            &["detect", "a.png"][..],
+            &["eval", "root"],
+            &["robustness", "root"],
+        ] {
+            let args: Vec<&str> = command.iter().chain(shared.iter()).copied().collect();
+            assert!(parses(&args), "{args:?}");
+        }
+        assert!(!parses(&["detect", "a.png", "--crop", "224", "--no-crop"]));
+        assert!(!parses(&[
+            "eval",
+            "--from-scores",
+            "s.jsonl",
+            "--crop",
+            "224"
+        ]));
+        assert!(!parses(&["eval", "--merge", "dir", "--no-crop"]));
+        assert!(!parses(&["robustness", "--merge", "dir", "--crop", "224"]));
+        assert!(!parses(&["eval", "root", "--decoders", "0"]));
+    }
 }

@@ -7,8 +7,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use cnnspot_augment::JpegEncoder;
-use cnnspot_core::image::DEFAULT_MAX_PIXELS;
-use cnnspot_core::{Batching, PreprocessOptions};
 use cnnspot_eval::robustness::{
     merge_sweep, sweep, write_outputs, Perturbation, RobustnessDoc, SweepPlan, SweepProgress,
     DEFAULT_QUALITIES, DEFAULT_SIGMAS,
@@ -19,6 +17,7 @@ use cnnspot_eval::shard::{keys_digest, write_record, ShardRecord, SHARD_FORMAT};
 
 use crate::eval_cmd::Bars;
 use crate::model_args::ModelArgs;
+use crate::scoring_args::ScoringArgs;
 use crate::shard_arg::{task_images, ShardArg, TaskImages};
 
 /// What is printed on standard output.
@@ -50,7 +49,7 @@ pub struct RobustnessArgs {
     /// Join the shards in DIR/shards/ (each made by `--shard K/N --out DIR`
     /// with the same sweep flags as given here) into the files an unsharded
     /// sweep writes into DIR, after checking them as `eval --merge` does.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "shard", "crop", "generators"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "shard", "crop", "no_crop", "generators"])]
     merge: Option<PathBuf>,
 
     /// JPEG qualities to compress the test images at (comma-separated);
@@ -78,11 +77,6 @@ pub struct RobustnessArgs {
     #[arg(long, default_value = "libjpeg-turbo", value_parser = parse_encoder)]
     jpeg_encoder: JpegEncoder,
 
-    /// Center-crop to PX x PX after the perturbation: 224 as in the paper's
-    /// tables; by default the whole image is scored.
-    #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(32..=8192))]
-    crop: Option<u32>,
-
     /// Only these generators (comma-separated folder names), in this order.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     generators: Vec<String>,
@@ -97,21 +91,8 @@ pub struct RobustnessArgs {
     #[arg(long, value_enum, default_value = "table")]
     format: RobustnessFormat,
 
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    batch_size: u32,
-
-    /// Threads decoding and perturbing images while the model runs.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
-    decoders: u32,
-
-    /// Refuse images with more pixels than this (decompression bombs).
-    #[arg(long, default_value_t = DEFAULT_MAX_PIXELS, value_name = "N")]
-    max_pixels: u64,
-
-    /// No progress on standard error.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    scoring: ScoringArgs,
 
     #[command(flatten)]
     model: ModelArgs,
@@ -153,7 +134,7 @@ pub fn run(args: RobustnessArgs) -> Result<ExitCode> {
         &args.generators,
         &args.shard,
         args.out.as_deref(),
-        args.quiet,
+        args.scoring.quiet,
     )?;
     let TaskImages {
         dataset,
@@ -162,19 +143,12 @@ pub fn run(args: RobustnessArgs) -> Result<ExitCode> {
         out_dir,
     } = task;
     let detector = args.model.open()?;
-    let opts = PreprocessOptions {
-        crop: args.crop,
-        max_pixels: args.max_pixels,
-    };
-    let batching = Batching {
-        batch_size: args.batch_size as usize,
-        decoders: args.decoders as usize,
-        ..Batching::default()
-    };
+    let opts = args.scoring.preprocess();
+    let batching = args.scoring.batching(2);
     let mut progress = Points {
-        quiet: args.quiet,
+        quiet: args.scoring.quiet,
         images: dataset.len(),
-        bars: Bars::bars_only(args.quiet, dataset.generators.len()),
+        bars: Bars::bars_only(args.scoring.quiet, dataset.generators.len()),
         started,
     };
     let doc = sweep(
@@ -205,7 +179,7 @@ pub fn run(args: RobustnessArgs) -> Result<ExitCode> {
                 wall_seconds: started.elapsed().as_secs_f64(),
             };
             write_record(dir, &record)?;
-            if !args.quiet {
+            if !args.scoring.quiet {
                 eprintln!(
                     "shard {shard} finished; when all {} have: cnnspot robustness --merge {} (with the same sweep flags)",
                     shard.count,
@@ -215,7 +189,7 @@ pub fn run(args: RobustnessArgs) -> Result<ExitCode> {
         }
         (None, Some(dir), _) => {
             let written = write_outputs(&doc, dir)?;
-            if !args.quiet {
+            if !args.scoring.quiet {
                 eprintln!("wrote {} files into {}", written.len(), dir.display());
             }
         }
@@ -240,7 +214,7 @@ fn print(
         .into_owned(),
     };
     crate::output::print_stdout(&text, "the results")?;
-    if !args.quiet {
+    if !args.scoring.quiet {
         eprintln!(
             "{} points in {:.1} s",
             plan.distinct().len(),
