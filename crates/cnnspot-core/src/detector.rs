@@ -75,16 +75,26 @@ pub fn default_device() -> Device {
 pub struct ModelInfo {
     /// The weight file.
     pub path: PathBuf,
-    /// Its container format.
-    pub format: String,
-    /// Architecture inferred from its tensors.
-    pub arch: String,
+    /// Its container format (serialised as its name, e.g. "PyTorch zip").
+    #[serde(serialize_with = "as_display")]
+    pub format: cnnspot_weights::Format,
+    /// Architecture inferred from its tensors (serialised as its name, e.g.
+    /// "resnet50").
+    #[serde(serialize_with = "as_display")]
+    pub arch: Arch,
     /// What the network reads (`rgb`, `npr`, `spectrum`).
     pub input: String,
     /// Learnable parameters.
     pub parameters: u64,
     /// SHA-256 of the weight file's bytes: its identity.
     pub sha256: String,
+}
+
+fn as_display<T: std::fmt::Display, S: serde::Serializer>(
+    value: &T,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
 }
 
 /// The score of one image.
@@ -184,7 +194,7 @@ impl Detector {
         burn_device: Option<&Device>,
     ) -> Result<Detector> {
         let state = weights::state_dict(&ckpt);
-        let format = ckpt.format.to_string();
+        let format = ckpt.format;
         // The raw tensors are a second copy of every weight: free them
         // before the engine builds its own.
         drop(ckpt);
@@ -227,7 +237,7 @@ impl Detector {
             info: ModelInfo {
                 path: path.to_path_buf(),
                 format,
-                arch: arch.name().to_string(),
+                arch,
                 input,
                 parameters,
                 sha256,

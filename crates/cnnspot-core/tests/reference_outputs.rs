@@ -188,7 +188,7 @@ fn safetensors_conversion_gives_identical_logits() {
     .unwrap();
     assert_eq!(arch, cnnspot_core::Arch::ResNet50);
     let from_st = Detector::load(&out).unwrap();
-    assert_eq!(from_st.info().format, "safetensors");
+    assert_eq!(from_st.info().format, cnnspot_weights::Format::Safetensors);
     let from_pth = detector();
     let opts = PreprocessOptions::default();
     for img in ["real.png", "fake.png"] {

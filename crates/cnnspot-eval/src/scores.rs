@@ -125,8 +125,8 @@ impl CheckpointId {
         Ok(CheckpointId {
             path: info.path.clone(),
             sha256: info.sha256.clone(),
-            arch: info.arch.clone(),
-            format: info.format.clone(),
+            arch: info.arch.to_string(),
+            format: info.format.to_string(),
             parameters: info.parameters,
         })
     }

@@ -74,8 +74,8 @@ impl App {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            format: info.format,
-            arch: info.arch,
+            format: info.format.to_string(),
+            arch: info.arch.to_string(),
             parameters: info.parameters,
             sha256,
         };

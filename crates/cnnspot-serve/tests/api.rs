@@ -159,7 +159,7 @@ fn raw_upload_scores_equal_the_library() {
         );
         assert!(r["decision"] == "synthetic" || r["decision"] == "real");
         assert!(r["time_ms"]["total"].as_f64().is_some_and(|t| t > 0.0));
-        assert_eq!(v["model"]["arch"], library().info().arch.as_str());
+        assert_eq!(v["model"]["arch"], library().info().arch.name());
         assert_eq!(v["model"]["sha256"].as_str().map(str::len), Some(64));
         assert!(v.get("error").is_none());
     }
@@ -465,7 +465,7 @@ fn model_health_and_metrics() {
     let shared = test_data();
     let addr = default_server(shared);
     let v = get(addr, "/v1/model").json();
-    assert_eq!(v["model"]["arch"], library().info().arch.as_str());
+    assert_eq!(v["model"]["arch"], library().info().arch.name());
     assert_eq!(
         v["model"]["sha256"].as_str(),
         Some(library().info().sha256.as_str())

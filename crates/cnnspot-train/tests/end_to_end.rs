@@ -233,7 +233,7 @@ fn a_spectrum_run_saves_its_input_and_refuses_to_resume_as_another() {
     assert!(ckpt.get(cnnspot_core::SPECTRUM_MARKER).is_some());
     let detector = Detector::load(&latest).unwrap();
     assert_eq!(detector.info().input, "spectrum");
-    assert_eq!(detector.info().arch, "resnet18");
+    assert_eq!(detector.info().arch, cnnspot_core::Arch::ResNet18);
 
     // Resuming the run as an RGB network is a configuration error.
     let mut rgb = cfg.clone();
