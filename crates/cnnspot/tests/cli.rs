@@ -513,18 +513,28 @@ fn checkpoints_with_bad_values_or_heads_are_refused_naming_the_tensor() {
 #[cfg(unix)]
 #[test]
 fn a_closed_stdout_pipe_is_not_a_panic() {
+    use std::os::fd::FromRawFd;
     use std::os::unix::process::ExitStatusExt;
     use std::process::Stdio;
     let cache = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnspot"))
+    // A pipe whose read end is closed before the program starts, so that
+    // its first write fails whatever the timing (closing the read end after
+    // spawning raced with a fast child on a loaded machine).
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe(2)");
+    // SAFETY: fds[0] is the read end just created, closed once, never used after.
+    unsafe { libc::close(fds[0]) };
+    // SAFETY: fds[1] is an open descriptor that nothing else owns; the Stdio
+    // takes ownership and closes it.
+    let write_end = unsafe { Stdio::from_raw_fd(fds[1]) };
+    let child = Command::new(env!("CARGO_BIN_EXE_cnnspot"))
         .args(["generators", "list", "--cache-dir"])
         .arg(cache.path())
-        .stdout(Stdio::piped())
+        .stdout(write_end)
         .stderr(Stdio::piped())
         .spawn()
         .expect("cnnspot runs");
-    // Close the read end before the program writes anything.
-    drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     let stderr = text(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
