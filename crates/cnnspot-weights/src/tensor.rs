@@ -267,6 +267,11 @@ impl TensorView {
         let bytes = self.storage.bytes();
         let numel = self.numel();
         let mut out = Vec::with_capacity(numel);
+        // An empty view is valid whatever its offset (validate checks no
+        // bytes for it): never index the storage for it.
+        if numel == 0 {
+            return out;
+        }
         if self.is_contiguous() {
             let start = self.offset * N;
             for c in bytes[start..start + numel * N].chunks_exact(N) {
@@ -347,6 +352,9 @@ impl TensorView {
         let sz = self.dtype.size();
         let bytes = self.storage.bytes();
         let numel = self.numel();
+        if numel == 0 {
+            return Vec::new();
+        }
         if self.is_contiguous() {
             let start = self.offset * sz;
             return bytes[start..start + numel * sz].to_vec();
