@@ -27,6 +27,22 @@ pub fn assert_close(actual: &[f32], expected: &[f32], rel: f32, what: &str) {
     }
 }
 
+/// Runs `replay` on every file of `dir` (a crate's `tests/fuzz_regressions/`,
+/// the inputs its fuzz target once crashed on) and fails naming the first
+/// file on which it panics; fails too when the folder holds no file.
+pub fn replay_fuzz_regressions(dir: &Path, replay: impl Fn(&[u8]) + std::panic::RefUnwindSafe) {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).expect("the regression folder") {
+        let path = entry.expect("entry").path();
+        let data = std::fs::read(&path).expect("regression input");
+        if std::panic::catch_unwind(|| replay(&data)).is_err() {
+            panic!("{} panics", path.display());
+        }
+        seen += 1;
+    }
+    assert!(seen >= 1, "no regression inputs in {}", dir.display());
+}
+
 /// The repository root (two levels above this crate's manifest).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
