@@ -39,6 +39,26 @@ struct ErrorManager {
     eof_warning: bool,
 }
 
+impl ErrorManager {
+    /// A heap error manager with libjpeg's defaults and our `error_exit`
+    /// (unwinds) and `emit_message` (records the EOF warning); the caller
+    /// frees it with `Box::from_raw` after destroying the libjpeg object
+    /// that points to it.
+    fn new_raw() -> *mut ErrorManager {
+        // SAFETY: all-zero is a valid state for this plain C struct
+        // (integers, nullable pointers, Option<fn>), and jpeg_std_error only
+        // fills in the fields of the live, exclusively owned allocation.
+        unsafe {
+            let err: *mut ErrorManager =
+                Box::into_raw(Box::new(std::mem::zeroed::<ErrorManager>()));
+            ffi::jpeg_std_error(&mut (*err).base);
+            (*err).base.error_exit = Some(error_exit);
+            (*err).base.emit_message = Some(emit_message);
+            err
+        }
+    }
+}
+
 /// Payload of the unwind started by `error_exit`.
 struct JpegFailure {
     code: c_int,
@@ -182,10 +202,7 @@ fn decode_raw(bytes: &[u8], max_pixels: u64) -> Result<Raw, ImageError> {
     // outlives the decoding, and every libjpeg call happens inside
     // catch_unwind, so error_exit's unwind never leaves this function.
     unsafe {
-        let err: *mut ErrorManager = Box::into_raw(Box::new(std::mem::zeroed::<ErrorManager>()));
-        ffi::jpeg_std_error(&mut (*err).base);
-        (*err).base.error_exit = Some(error_exit);
-        (*err).base.emit_message = Some(emit_message);
+        let err = ErrorManager::new_raw();
         let mut progress: Box<ffi::jpeg_progress_mgr> = Box::new(std::mem::zeroed());
         progress.progress_monitor = Some(progress_monitor);
         let mut cinfo: Box<ffi::jpeg_decompress_struct> = Box::new(std::mem::zeroed());
@@ -295,10 +312,7 @@ pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, ImageError> {
     // the destination buffer (malloc'ed by libjpeg) is freed once, after
     // jpeg_destroy_compress.
     unsafe {
-        let err: *mut ErrorManager = Box::into_raw(Box::new(std::mem::zeroed::<ErrorManager>()));
-        ffi::jpeg_std_error(&mut (*err).base);
-        (*err).base.error_exit = Some(error_exit);
-        (*err).base.emit_message = Some(emit_message);
+        let err = ErrorManager::new_raw();
         let mut cinfo: Box<ffi::jpeg_compress_struct> = Box::new(std::mem::zeroed());
         cinfo.common.err = err.cast::<ffi::jpeg_error_mgr>();
         let mut out_buf: *mut u8 = std::ptr::null_mut();
