@@ -61,8 +61,10 @@ image_decode) dict=image.dict ;;
 weights_load | weights_roundtrip) dict=pickle.dict ;;
 ncnn_net) dict=ncnn.dict ;;
 onnx_model) dict=onnx.dict ;;
-serve_multipart) dict=multipart.dict ;;
-train_config) dict=toml.dict; features=(--features train) ;;
+# Both pull in burn through cnnspot-core: one feature set for the two, so
+# that burn is built once under the sanitizer.
+serve_multipart) dict=multipart.dict; features=(--features serve,train) ;;
+train_config) dict=toml.dict; features=(--features serve,train) ;;
 esac
 
 work=${FUZZ_WORK:-$root/target/fuzz-work}/$target

@@ -1,28 +1,18 @@
-//! `serve`'s request-body handling, in-process (no sockets): the
-//! `multipart/form-data` parsing of `POST /v1/detect` as
-//! `cnnspot-serve`'s `read_files` does it (axum's `Multipart` extractor,
-//! form fields without a file name skipped, at most `max_files` files), then
-//! each file through the decoder the server runs on it
-//! (`preprocess_bytes` with the server's default pixel limit).
-//!
-//! `read_files` and the router are private to `cnnspot-serve` and the public
-//! entry points (`spawn`, `run_until_signal`) need a listening socket and a
-//! model, so this target replays the same calls on the same extractor with a
-//! single-threaded tokio runtime.
+//! `serve`'s request-body handling, in-process (no sockets): the body of a
+//! `POST /v1/detect` read by `cnnspot_serve::read_upload` (the function the
+//! server calls on every upload: raw body or `multipart/form-data`, files
+//! counted and sized within the default `ServeConfig`'s limits), then each
+//! file through the decoder the server runs on it (`preprocess_bytes` with
+//! the server's `preprocess_options`).
 //!
 //! Input: the first line is the `Content-Type` header value (e.g.
 //! `multipart/form-data; boundary=X`), the rest is the body.
 #![no_main]
 
 use axum::body::Body;
-use axum::extract::{FromRequest, Multipart};
 use axum::http::{header, Method, Request};
-use cnnspot_image::PreprocessOptions;
+use cnnspot_serve::{read_upload, ServeConfig, Upload};
 use libfuzzer_sys::fuzz_target;
-
-/// `cnnspot_serve::ServeConfig::default()`: `max_files` and `max_pixels`.
-const MAX_FILES: usize = 64;
-const MAX_PIXELS: u64 = 4096 * 4096;
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
@@ -33,29 +23,9 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-async fn read_files(req: Request<Body>) -> Result<Vec<(String, axum::body::Bytes)>, String> {
-    let mut multipart = Multipart::from_request(req, &())
-        .await
-        .map_err(|rej| rej.body_text())?;
-    let mut files = Vec::new();
-    loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => return Err(e.body_text()),
-        };
-        let _ = field.name();
-        let _ = field.content_type();
-        let Some(name) = field.file_name().map(str::to_owned) else {
-            continue;
-        };
-        if files.len() >= MAX_FILES {
-            return Err("too many files".into());
-        }
-        let bytes = field.bytes().await.map_err(|e| e.body_text())?;
-        files.push((name, bytes));
-    }
-    Ok(files)
+fn config() -> &'static ServeConfig {
+    static CONFIG: std::sync::OnceLock<ServeConfig> = std::sync::OnceLock::new();
+    CONFIG.get_or_init(ServeConfig::default)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -72,13 +42,12 @@ fuzz_target!(|data: &[u8]| {
     else {
         return; // not a valid header value: hyper would have refused it
     };
-    let Ok(files) = runtime().block_on(read_files(req)) else {
+    let config = config();
+    let Ok(Upload { files, .. }) = runtime().block_on(read_upload(config, req)) else {
         return;
     };
-    let opts = PreprocessOptions {
-        crop: None,
-        max_pixels: MAX_PIXELS,
-    };
+    assert!(!files.is_empty() && files.len() <= config.max_files);
+    let opts = config.preprocess_options();
     for (_, bytes) in files {
         let _ = cnnspot_image::preprocess_bytes(&bytes, &opts);
     }

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use cnnspot_core::image::preprocess_bytes;
-use cnnspot_core::{sigmoid, BatchLimits, Detector, PreprocessOptions};
+use cnnspot_core::{sigmoid, BatchLimits, Detector};
 use serde::Serialize;
 use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinSet;
@@ -428,10 +428,24 @@ fn is_multipart(headers: &HeaderMap) -> bool {
         })
 }
 
-async fn read_files(
-    app: &App,
-    req: Request<Body>,
-) -> Result<(bool, Vec<(Option<String>, Bytes)>), ApiError> {
+/// A `POST /v1/detect` body as the server reads it, before any decoding.
+#[derive(Debug)]
+pub struct Upload {
+    /// Whether the body was `multipart/form-data` (else it is one raw image).
+    pub multipart: bool,
+    /// Each file: its form file name (multipart only) and its bytes.
+    pub files: Vec<(Option<String>, Bytes)>,
+}
+
+/// Reads the body of a `POST /v1/detect` request within `config`'s limits:
+/// a raw image, or each file (a part with a file name) of a
+/// `multipart/form-data` body, at most [`ServeConfig::max_files`] of them and
+/// at most [`ServeConfig::max_body_bytes`] in all. Errors are the answers the
+/// server gives (413 for limits, 400 for a malformed body).
+///
+/// The server calls this on every upload; it is public so that the request
+/// handling can be driven without a socket (tests, fuzzing).
+pub async fn read_upload(config: &ServeConfig, req: Request<Body>) -> Result<Upload, ApiError> {
     // The body limit is enforced while reading; an announced length over it
     // is refused before reading anything, so that the client need not send
     // it (and gets its answer even if it waits for `100 Continue`).
@@ -440,19 +454,22 @@ async fn read_files(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if announced.is_some_and(|n| n > app.config.max_body_bytes as u64) {
-        return Err(body_too_large(app));
+    if announced.is_some_and(|n| n > config.max_body_bytes as u64) {
+        return Err(body_too_large(config));
     }
     if !is_multipart(req.headers()) {
         let bytes = Bytes::from_request(req, &()).await.map_err(|rej| {
             let status = rej.status();
             if status == StatusCode::PAYLOAD_TOO_LARGE {
-                body_too_large(app)
+                body_too_large(config)
             } else {
                 ApiError::new(status, "bad_body", rej.body_text())
             }
         })?;
-        return Ok((false, vec![(None, bytes)]));
+        return Ok(Upload {
+            multipart: false,
+            files: vec![(None, bytes)],
+        });
     }
     let mut multipart = Multipart::from_request(req, &())
         .await
@@ -462,23 +479,26 @@ async fn read_files(
         let field = match multipart.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(e) => return Err(multipart_error(app, e)),
+            Err(e) => return Err(multipart_error(config, e)),
         };
         // Form fields that are not files (no file name) are not images.
         let Some(name) = field.file_name().map(str::to_owned) else {
             continue;
         };
-        if files.len() >= app.config.max_files {
+        if files.len() >= config.max_files {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_many_files",
                 format!(
                     "more than {} files in one request; send them in several",
-                    app.config.max_files
+                    config.max_files
                 ),
             ));
         }
-        let bytes = field.bytes().await.map_err(|e| multipart_error(app, e))?;
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| multipart_error(config, e))?;
         files.push((Some(name), bytes));
     }
     if files.is_empty() {
@@ -488,24 +508,27 @@ async fn read_files(
             "the multipart body holds no file (a part with a filename)",
         ));
     }
-    Ok((true, files))
+    Ok(Upload {
+        multipart: true,
+        files,
+    })
 }
 
-fn body_too_large(app: &App) -> ApiError {
+fn body_too_large(config: &ServeConfig) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body_too_large",
         format!(
             "the request body is over the limit of {} bytes",
-            app.config.max_body_bytes
+            config.max_body_bytes
         ),
     )
 }
 
-fn multipart_error(app: &App, e: axum::extract::multipart::MultipartError) -> ApiError {
+fn multipart_error(config: &ServeConfig, e: axum::extract::multipart::MultipartError) -> ApiError {
     let status = e.status();
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        body_too_large(app)
+        body_too_large(config)
     } else {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -517,7 +540,7 @@ fn multipart_error(app: &App, e: axum::extract::multipart::MultipartError) -> Ap
 
 async fn detect_request(app: Arc<App>, req: Request) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let (multipart, files) = read_files(&app, req).await?;
+    let Upload { multipart, files } = read_upload(&app.config, req).await?;
     // One task per file, so that the files of one request are decoded in
     // parallel and can share a batch. The set aborts them if this request
     // is dropped (timeout, client gone).
@@ -622,10 +645,7 @@ async fn score_one(app: Arc<App>, bytes: Bytes) -> Result<Scored, ApiError> {
         .acquire_owned()
         .await
         .map_err(|_| stopped())?;
-    let opts = PreprocessOptions {
-        crop: app.config.crop,
-        max_pixels: app.config.max_pixels,
-    };
+    let opts = app.config.preprocess_options();
     let decode_started = Instant::now();
     let image = match tokio::task::spawn_blocking(move || preprocess_bytes(&bytes, &opts)).await {
         Ok(Ok(image)) => image,
@@ -726,5 +746,83 @@ mod tests {
         assert!(is_multipart(&h));
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
         assert!(!is_multipart(&h));
+    }
+
+    fn upload(config: &ServeConfig, content_type: &str, body: &[u8]) -> Result<Upload, ApiError> {
+        let req = Request::builder()
+            .method("POST")
+            .uri("/v1/detect")
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::CONTENT_LENGTH, body.len())
+            .body(Body::from(body.to_vec()))
+            .unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(read_upload(config, req))
+    }
+
+    fn form(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (name, file, bytes) in parts {
+            body.extend_from_slice(b"--XyZ\r\n");
+            let disposition = match file {
+                Some(f) => format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n\r\n"
+                ),
+                None => format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"),
+            };
+            body.extend_from_slice(disposition.as_bytes());
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(b"--XyZ--\r\n");
+        body
+    }
+
+    const FORM: &str = "multipart/form-data; boundary=XyZ";
+
+    #[test]
+    fn uploads_are_read_within_the_limits_without_a_socket() {
+        let config = ServeConfig {
+            max_files: 2,
+            max_body_bytes: 1000,
+            ..ServeConfig::default()
+        };
+        let raw = upload(&config, "image/png", b"raw bytes").unwrap();
+        assert!(!raw.multipart);
+        assert_eq!(raw.files, vec![(None, Bytes::from_static(b"raw bytes"))]);
+
+        let body = form(&[
+            ("note", None, b"x"),
+            ("a", Some("a.png"), b"AAA"),
+            ("b", Some("b.jpg"), b"BB"),
+        ]);
+        let two = upload(&config, FORM, &body).unwrap();
+        assert!(two.multipart);
+        let names: Vec<_> = two
+            .files
+            .iter()
+            .map(|(n, b)| (n.as_deref(), b.len()))
+            .collect();
+        assert_eq!(names, [(Some("a.png"), 3), (Some("b.jpg"), 2)]);
+
+        let three = form(&[
+            ("a", Some("a"), b"1"),
+            ("b", Some("b"), b"2"),
+            ("c", Some("c"), b"3"),
+        ]);
+        let e = upload(&config, FORM, &three).unwrap_err();
+        assert_eq!((e.status, e.code), (413, "too_many_files"));
+
+        let e = upload(&config, FORM, &form(&[("note", None, b"x")])).unwrap_err();
+        assert_eq!((e.status, e.code), (400, "no_files"));
+
+        let big = form(&[("a", Some("a"), &[7u8; 2000])]);
+        let e = upload(&config, FORM, &big).unwrap_err();
+        assert_eq!((e.status, e.code), (413, "body_too_large"));
+
+        let e = upload(&config, FORM, b"--XyZ\r\nbroken").unwrap_err();
+        assert_eq!((e.status, e.code), (400, "bad_multipart"));
     }
 }

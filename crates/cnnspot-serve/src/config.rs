@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use cnnspot_core::PreprocessOptions;
+
 /// Settings of a server. [`ServeConfig::default`] gives the CLI's defaults.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -79,6 +81,14 @@ impl Default for ServeConfig {
 }
 
 impl ServeConfig {
+    /// How the server decodes and prepares each uploaded image.
+    pub fn preprocess_options(&self) -> PreprocessOptions {
+        PreprocessOptions {
+            crop: self.crop,
+            max_pixels: self.max_pixels,
+        }
+    }
+
     /// Replaces zero limits (which would make the server refuse everything
     /// or hang) by one.
     pub(crate) fn sanitized(mut self) -> Self {

@@ -43,6 +43,7 @@ use std::net::SocketAddr;
 use cnnspot_core::Detector;
 use tokio::net::TcpListener;
 
+pub use api::{read_upload, Upload};
 pub use config::{ServeConfig, DEFAULT_MAX_PIXELS};
 pub use error::{ApiError, ServeError};
 
