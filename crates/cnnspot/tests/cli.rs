@@ -39,22 +39,63 @@ fn png_header(w: u32, h: u32) -> Vec<u8> {
     png
 }
 
-/// A folder with two good images and five bad ones.
-fn bad_folder(shared: &Path) -> tempfile::TempDir {
+/// A photo-like RGB image (smooth gradients plus seeded noise), so that
+/// tests need no image files.
+fn photo(w: u32, h: u32, seed: u32) -> image::RgbImage {
+    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    image::RgbImage::from_fn(w, h, |x, y| {
+        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let noise = s >> 27;
+        let c = |base: u32| ((base + noise) % 256) as u8;
+        image::Rgb([c(x * 255 / w), c(y * 255 / h), c((x + y + seed) % 256)])
+    })
+}
+
+/// A random ResNet-18 detector saved as the paper's checkpoints are
+/// (`{"model": state_dict, "total_steps": 1234}`), by our own pth writer.
+fn resnet18_pth(path: &Path) {
+    use cnnspot_weights::{PyValue, TensorView};
+    let state = cnnspot_net::random_state_dict(cnnspot_core::Arch::ResNet18, 1, 7);
+    let sd = state
+        .into_iter()
+        .map(|(name, (shape, values))| {
+            let t = TensorView::from_f32(shape, &values).unwrap();
+            (name, PyValue::Tensor(t))
+        })
+        .collect();
+    let value = PyValue::Dict(vec![
+        (PyValue::Str("model".into()), PyValue::OrderedDict(sd)),
+        (PyValue::Str("total_steps".into()), PyValue::Int(1234)),
+    ]);
+    cnnspot_weights::save_pth(&value, path).unwrap();
+}
+
+/// What the library says of `image` with `weights` (the CLI must print the
+/// same).
+fn library_score(weights: &Path, image: &Path, crop: Option<u32>) -> cnnspot_core::Score {
+    let detector = cnnspot_core::Detector::load(weights).unwrap();
+    let opts = cnnspot_core::PreprocessOptions {
+        crop,
+        ..Default::default()
+    };
+    detector.score_path(image, &opts).unwrap()
+}
+
+/// A folder with two good images and five bad ones, all made here.
+fn bad_folder() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let fixtures = shared.join("fixtures");
-    std::fs::copy(fixtures.join("real.png"), d.join("a_good_real.png")).unwrap();
-    std::fs::copy(fixtures.join("fake.png"), d.join("b_good_fake.png")).unwrap();
-    // Corrupt PNG: the pixel data of real.png overwritten in the middle.
-    let mut png = std::fs::read(fixtures.join("real.png")).unwrap();
+    photo(96, 80, 1).save(d.join("a_good_real.png")).unwrap();
+    photo(96, 80, 2).save(d.join("b_good_fake.png")).unwrap();
+    // Corrupt PNG: the compressed pixel data overwritten in the middle.
+    let mut png = std::fs::read(d.join("a_good_real.png")).unwrap();
     let mid = png.len() / 2;
     for b in &mut png[mid..mid + 64] {
         *b ^= 0x5a;
     }
     std::fs::write(d.join("corrupt.png"), png).unwrap();
-    // Truncated JPEG: the first third of a real JPEG.
-    let jpg = std::fs::read(shared.join("data/dev/mesonet_examples/0_real/real00240.jpg")).unwrap();
+    // Truncated JPEG: the first third of a JPEG.
+    let jpg = cnnspot_core::image::encode_jpeg(&photo(200, 150, 3), 90).unwrap();
     std::fs::write(d.join("truncated.jpg"), &jpg[..jpg.len() / 3]).unwrap();
     std::fs::write(d.join("empty.png"), b"").unwrap();
     std::fs::write(
@@ -68,9 +109,10 @@ fn bad_folder(shared: &Path) -> tempfile::TempDir {
 
 #[test]
 fn a_folder_with_bad_files_gets_one_error_row_each_and_scores_the_rest() {
-    let shared = require_shared!();
-    let dir = bad_folder(&shared);
-    let weights = shared.join("fixtures/cnndet_random.pth");
+    let dir = bad_folder();
+    let models = tempfile::tempdir().unwrap();
+    let weights = models.path().join("resnet18.pth");
+    resnet18_pth(&weights);
     let out = cnnspot(
         &[
             "detect",
@@ -90,31 +132,18 @@ fn a_folder_with_bad_files_gets_one_error_row_each_and_scores_the_rest() {
             .find(|r| r["path"].as_str().unwrap().ends_with(name))
             .unwrap_or_else(|| panic!("no row for {name}"))
     };
-    let expected: Value = serde_json::from_str(
-        &std::fs::read_to_string(shared.join("fixtures/expected.json")).unwrap(),
-    )
-    .unwrap();
-    let want = |image: &str| {
-        expected["cases"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["image"] == image && c["mode"] == "uncropped")
-            .unwrap()["logit"]
-            .as_f64()
-            .unwrap()
-    };
-    for (file, image) in [
-        ("a_good_real.png", "real.png"),
-        ("b_good_fake.png", "fake.png"),
-    ] {
+    for file in ["a_good_real.png", "b_good_fake.png"] {
         let r = row(file);
         assert!(r.get("error").is_none(), "{r}");
+        let want = library_score(&weights, &dir.path().join(file), None);
         assert!(
-            (r["logit"].as_f64().unwrap() - want(image)).abs() < 1e-4,
-            "{r}"
+            (r["logit"].as_f64().unwrap() - want.logit as f64).abs() < 1e-5,
+            "{r} vs {want:?}"
         );
-        assert_eq!(r["width"], 256);
+        assert_eq!(
+            (r["width"].as_u64(), r["height"].as_u64()),
+            (Some(96), Some(80))
+        );
     }
     for (file, reason) in [
         ("corrupt.png", "corrupt"),
@@ -133,15 +162,107 @@ fn a_folder_with_bad_files_gets_one_error_row_each_and_scores_the_rest() {
     assert!(text(&out.stderr).contains("5 of 7 files could not be scored"));
 }
 
+/// The end-to-end parity check of the CLI against PyTorch: the official
+/// format's fixture checkpoint on the fixture images, whole and cropped,
+/// and a legacy-format checkpoint described by `weights info`. The other
+/// CLI tests run on models and images made in the test.
+#[test]
+fn detect_prints_pytorchs_logits_for_the_fixture_checkpoint() {
+    let shared = require_shared!();
+    let fixtures = shared.join("fixtures");
+    let weights = fixtures.join("cnndet_random.pth");
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("expected.json")).unwrap())
+            .unwrap();
+    let want = |image: &str, mode: &str| {
+        expected["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["image"] == image && c["mode"] == mode)
+            .unwrap_or_else(|| panic!("no case {image} {mode}"))["logit"]
+            .as_f64()
+            .unwrap()
+    };
+    let images = ["real.png", "fake.png"].map(|n| fixtures.join(n));
+    for (mode, crop) in [("uncropped", None), ("crop224", Some("224"))] {
+        let mut args = vec![
+            "detect",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--format",
+            "jsonl",
+        ];
+        if let Some(c) = crop {
+            args.extend(["--crop", c]);
+        }
+        args.extend(images.iter().map(|p| p.to_str().unwrap()));
+        let out = cnnspot(&args, &[]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let rows = jsonl(&out);
+        assert_eq!(rows.len(), 2);
+        for (row, image) in rows.iter().zip(["real.png", "fake.png"]) {
+            let got = row["logit"].as_f64().unwrap();
+            assert!(
+                (got - want(image, mode)).abs() < 1e-4,
+                "{image} {mode}: {row}"
+            );
+        }
+    }
+
+    let out = cnnspot(
+        &["weights", "info", "--json", weights.to_str().unwrap()],
+        &[],
+    );
+    assert!(out.status.success());
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["arch"], "resnet50");
+    assert_eq!(info["format"], "PyTorch zip");
+    assert_eq!(info["parameters"], 23_510_081);
+
+    let legacy = fixtures.join("small_legacy_format.pth");
+    let out = cnnspot(&["weights", "info", legacy.to_str().unwrap()], &[]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("PyTorch legacy") && stdout.contains("total steps:  1234"),
+        "{stdout}"
+    );
+    assert_eq!(out.status.code(), Some(2), "not a model: reported as such");
+}
+
 #[test]
 fn csv_and_table_rows_carry_the_same_scores_and_the_threshold_decides() {
-    let shared = require_shared!();
-    let weights = shared.join("fixtures/cnndet_random.pth");
-    let images: Vec<PathBuf> = ["real.png", "fake.png"]
-        .iter()
-        .map(|n| shared.join("fixtures").join(n))
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("resnet18.pth");
+    resnet18_pth(&weights);
+    let images: Vec<PathBuf> = (1..=2)
+        .map(|i| {
+            let p = dir.path().join(format!("img{i}.png"));
+            // A noisy photo and a flat dark one: far apart for any network.
+            let img = if i == 1 {
+                photo(240, 232, 11)
+            } else {
+                image::RgbImage::from_pixel(240, 232, image::Rgb([20, 30, 25]))
+            };
+            img.save(&p).unwrap();
+            p
+        })
         .collect();
-    let base = |format: &str, threshold: &str| -> Output {
+    let scores: Vec<_> = images
+        .iter()
+        .map(|p| library_score(&weights, p, Some(224)))
+        .collect();
+    let (low, high) = (
+        scores[0].probability.min(scores[1].probability),
+        scores[0].probability.max(scores[1].probability),
+    );
+    assert!(
+        high - low > 1e-3,
+        "the two images must score apart: {scores:?}"
+    );
+    let threshold = (low + high) / 2.0;
+    let threshold_arg = threshold.to_string();
+    let base = |format: &str| -> Output {
         let mut args = vec![
             "detect",
             "--crop",
@@ -151,12 +272,12 @@ fn csv_and_table_rows_carry_the_same_scores_and_the_threshold_decides() {
             "--format",
             format,
             "--threshold",
-            threshold,
+            &threshold_arg,
         ];
         args.extend(images.iter().map(|p| p.to_str().unwrap()));
         cnnspot(&args, &[])
     };
-    let csv = base("csv", "0.3");
+    let csv = base("csv");
     assert!(csv.status.success(), "{}", text(&csv.stderr));
     let csv = text(&csv.stdout);
     let lines: Vec<&str> = csv.lines().collect();
@@ -164,21 +285,39 @@ fn csv_and_table_rows_carry_the_same_scores_and_the_threshold_decides() {
         lines[0],
         "path,probability,logit,width,height,synthetic,error"
     );
-    // crop224 probabilities: real 0.268, fake 0.442 (expected.json).
-    assert!(
-        lines[1].contains("real.png") && lines[1].contains(",false,"),
-        "{csv}"
-    );
-    assert!(
-        lines[2].contains("fake.png") && lines[2].contains(",true,"),
-        "{csv}"
-    );
-    let prob: f64 = lines[2].split(',').nth(1).unwrap().parse().unwrap();
-    assert!((prob - 0.4416).abs() < 1e-3, "{prob}");
+    assert_eq!(lines.len(), 3, "{csv}");
+    for (line, (path, score)) in lines[1..].iter().zip(images.iter().zip(&scores)) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert!(fields[0].ends_with(name), "{csv}");
+        let prob: f32 = fields[1].parse().unwrap();
+        assert!((prob - score.probability).abs() < 1e-5, "{csv}");
+        let synthetic = score.probability > threshold;
+        assert_eq!(fields[5], synthetic.to_string(), "{csv}");
+        assert_eq!((fields[3], fields[4]), ("240", "232"), "{csv}");
+    }
 
-    let table = base("table", "0.5");
+    // The table: the same decisions in words, at the same threshold.
+    let table = base("table");
+    assert!(table.status.success(), "{}", text(&table.stderr));
     let table = text(&table.stdout);
-    assert!(table.lines().nth(2).unwrap().contains("real "), "{table}");
+    for (path, score) in images.iter().zip(&scores) {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let line = table
+            .lines()
+            .find(|l| l.ends_with(name))
+            .unwrap_or_else(|| panic!("no row for {name}: {table}"));
+        let word = if score.probability > threshold {
+            "synthetic"
+        } else {
+            "real "
+        };
+        assert!(line.contains(word), "{line}");
+        assert!(
+            line.contains(&format!("{:.6}", score.probability)),
+            "{line}"
+        );
+    }
 }
 
 #[test]
@@ -212,8 +351,10 @@ fn missing_inputs_and_bad_flags_fail_with_one_sentence() {
 
 #[test]
 fn weights_fetch_keeps_only_a_checkpoint_that_loads_into_the_model() {
-    let shared = require_shared!();
-    let ckpt = std::fs::read(shared.join("fixtures/cnndet_random.pth")).unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let weights = models.path().join("resnet18.pth");
+    resnet18_pth(&weights);
+    let ckpt = std::fs::read(&weights).unwrap();
     let server = Server::start(ckpt.clone());
     let cache = tempfile::tempdir().unwrap();
     let cache_arg = cache.path().to_str().unwrap();
@@ -275,8 +416,9 @@ fn weights_fetch_keeps_only_a_checkpoint_that_loads_into_the_model() {
     );
     assert_eq!(std::fs::read(&kept).unwrap(), ckpt);
 
-    // Now `detect` finds it without --weights.
-    let img = shared.join("fixtures/fake.png");
+    // Now `detect --weights official` finds it in the cache.
+    let img = models.path().join("a.png");
+    photo(64, 64, 5).save(&img).unwrap();
     let out = cnnspot(
         &[
             "detect",
@@ -291,7 +433,8 @@ fn weights_fetch_keeps_only_a_checkpoint_that_loads_into_the_model() {
         &[],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!((jsonl(&out)[0]["logit"].as_f64().unwrap() - 1.25055).abs() < 1e-4);
+    let want = library_score(&weights, &img, None).logit as f64;
+    assert!((jsonl(&out)[0]["logit"].as_f64().unwrap() - want).abs() < 1e-5);
 
     // Redirects are followed (fresh cache, --force not needed).
     let cache2 = tempfile::tempdir().unwrap();
@@ -312,9 +455,18 @@ fn weights_fetch_keeps_only_a_checkpoint_that_loads_into_the_model() {
 
 #[test]
 fn weights_fetch_refuses_a_pickle_that_is_not_a_detector() {
-    let shared = require_shared!();
-    // A real PyTorch checkpoint, but not a ResNet: the model check rejects it.
-    let small = std::fs::read(shared.join("fixtures/small_zip_format.pth")).unwrap();
+    // A well-formed PyTorch checkpoint, but not a ResNet: the model check
+    // rejects it.
+    use cnnspot_weights::{PyValue, TensorView};
+    let tensor = |shape: Vec<usize>| {
+        let n = shape.iter().product();
+        PyValue::Tensor(TensorView::from_f32(shape, &vec![0.5; n]).unwrap())
+    };
+    let linear = PyValue::OrderedDict(vec![
+        ("linear.weight".into(), tensor(vec![2, 3])),
+        ("linear.bias".into(), tensor(vec![2])),
+    ]);
+    let small = cnnspot_weights::pth_bytes(&linear).unwrap();
     let server = Server::start(small);
     let cache = tempfile::tempdir().unwrap();
     let out = cnnspot(
@@ -337,24 +489,21 @@ fn weights_fetch_refuses_a_pickle_that_is_not_a_detector() {
 
 #[test]
 fn weights_info_and_convert() {
-    let shared = require_shared!();
-    let src = shared.join("fixtures/cnndet_random.pth");
-    let out = cnnspot(&["weights", "info", "--json", src.to_str().unwrap()], &[]);
-    assert!(out.status.success());
-    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(info["arch"], "resnet50");
-    assert_eq!(info["format"], "PyTorch zip");
-
-    let legacy = shared.join("fixtures/small_legacy_format.pth");
-    let out = cnnspot(&["weights", "info", legacy.to_str().unwrap()], &[]);
-    let stdout = text(&out.stdout);
-    assert!(
-        stdout.contains("PyTorch legacy") && stdout.contains("total steps:  1234"),
-        "{stdout}"
-    );
-    assert_eq!(out.status.code(), Some(2), "not a model: reported as such");
-
     let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("resnet18.pth");
+    resnet18_pth(&src);
+    let out = cnnspot(&["weights", "info", "--json", src.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["arch"], "resnet18");
+    assert_eq!(info["format"], "PyTorch zip");
+    assert_eq!(info["total_steps"], 1234);
+    assert_eq!(info["num_outputs"], 1);
+    // torchvision's resnet18 has 11,689,512 parameters with its 1000-way
+    // head (513,000 of them); a detector's head has 513.
+    assert_eq!(info["parameters"], 11_689_512 - 513_000 + 513);
+    assert!(info["problem"].is_null(), "{info}");
+
     let dst = dir.path().join("m.safetensors");
     let out = cnnspot(
         &[
@@ -367,9 +516,16 @@ fn weights_info_and_convert() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = cnnspot(&["weights", "info", "--json", dst.to_str().unwrap()], &[]);
-    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(info["format"], "safetensors");
-    assert_eq!(info["parameters"], 23_510_081);
+    let converted: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(converted["format"], "safetensors");
+    assert_eq!(converted["parameters"], info["parameters"]);
+    // The converted file scores exactly as its source.
+    let img = dir.path().join("a.png");
+    photo(80, 72, 9).save(&img).unwrap();
+    assert_eq!(
+        library_score(&src, &img, None),
+        library_score(&dst, &img, None)
+    );
 }
 
 /// A random NPR checkpoint with `outputs` head outputs (made here, no
