@@ -5,7 +5,7 @@ mod common;
 use std::process::Output;
 
 use cnnspot_testdata::require_shared;
-use common::cnnspot;
+use common::{cnnspot, photo, resnet18_pth};
 use serde_json::Value;
 
 fn rows(out: &Output) -> Vec<Value> {
@@ -45,13 +45,15 @@ fn bench_prints_the_three_reference_settings_and_peak_memory() {
 
 #[test]
 fn both_engines_give_the_same_scores_and_oversized_images_are_refused() {
-    let shared = require_shared!();
-    let weights = shared.join("fixtures/cnndet_random.pth");
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("resnet18.pth");
+    resnet18_pth(&weights);
     let weights = weights.to_str().unwrap();
-    let images = [
-        shared.join("fixtures/real.png"),
-        shared.join("fixtures/fake.png"),
-    ];
+    let tiles = [photo(256, 256, 1), photo(256, 256, 2)];
+    let images = ["a.png", "b.png"].map(|n| dir.path().join(n));
+    for (tile, path) in tiles.iter().zip(&images) {
+        tile.save(path).unwrap();
+    }
     let images: Vec<&str> = images.iter().map(|p| p.to_str().unwrap()).collect();
     let mut logits = Vec::new();
     for engine in ["fast", "burn"] {
@@ -88,14 +90,9 @@ fn both_engines_give_the_same_scores_and_oversized_images_are_refused() {
         assert!(err.contains("256x256") && err.contains("budget"), "{err}");
     }
 
-    // A 1040x1040 mosaic of dev images, over a 700000-pixel budget: the
+    // A 1040x1040 mosaic of the two images, over a 700000-pixel budget: the
     // fast engine scores it in tiles, as the whole image; burn refuses it.
-    let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("mosaic.png");
-    let tiles: Vec<image::RgbImage> = ["fixtures/real.png", "fixtures/fake.png"]
-        .iter()
-        .map(|p| image::open(shared.join(p)).unwrap().to_rgb8())
-        .collect();
     let mosaic = image::RgbImage::from_fn(1040, 1040, |x, y| {
         let t = &tiles[((x / 256 + y / 256) % 2) as usize];
         *t.get_pixel(x % 256, (y * 7 + x / 256) % 256)

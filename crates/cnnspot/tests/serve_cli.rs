@@ -2,6 +2,7 @@
 //! `cnnspot detect` prints, refuses an open address without a token, and
 //! stops cleanly on SIGTERM.
 
+mod common;
 #[path = "../../cnnspot-serve/tests/common/mod.rs"]
 mod http;
 
@@ -11,7 +12,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use cnnspot_testdata::require_shared;
 use serde_json::Value;
 
 /// The server process; killed if a test fails before stopping it.
@@ -57,10 +57,16 @@ fn start(args: &[&str]) -> (Server, SocketAddr) {
 
 #[test]
 fn serve_scores_equal_detect_and_stops_on_sigterm() {
-    let shared = require_shared!();
-    let weights = shared.join("fixtures/cnndet_random.pth");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let weights = dir.path().join("resnet18.pth");
+    common::resnet18_pth(&weights);
     let weights = weights.to_str().expect("UTF-8 path");
-    let images = ["fake.png", "real.png"].map(|n| shared.join("fixtures").join(n));
+    let images = ["a.png", "b.png"].map(|n| dir.path().join(n));
+    for (i, path) in images.iter().enumerate() {
+        common::photo(256, 240, i as u32)
+            .save(path)
+            .expect("image saved");
+    }
 
     for crop in [None, Some("224")] {
         let mut detect = Command::new(env!("CARGO_BIN_EXE_cnnspot"));
