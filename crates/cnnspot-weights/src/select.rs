@@ -157,7 +157,10 @@ pub(crate) fn select(u: &Unpickled) -> Result<Selection, Error> {
             }
         }
         None => {
-            if !has_tensor(top, u) {
+            // An empty dict is an empty state dict (`torch.save({})`, a model
+            // without parameters), as a safetensors file without tensors is;
+            // a dict of other things is not one.
+            if !has_tensor(top, u) && !top_dict.entries.is_empty() {
                 let keys: Vec<String> = top_dict
                     .entries
                     .iter()
