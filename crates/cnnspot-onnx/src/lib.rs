@@ -512,8 +512,17 @@ impl Model {
             limit: self.max_elements,
             pool: &self.pool,
         };
+        let too_large = |node: String, op: &str, elements: usize| OnnxError::TooLarge {
+            node,
+            op: op.into(),
+            elements,
+            limit: self.max_elements,
+        };
         let mut values: Vec<Option<Arc<Value>>> = vec![None; self.n_values];
         for (id, v) in &self.consts {
+            if let Err(OpError::TooLarge(n)) = ops::axes_within(v.shape(), self.max_elements) {
+                return Err(too_large("an initializer".into(), "initializer", n));
+            }
             values[*id] = Some(v.clone());
         }
         let mut named: HashMap<&str, usize> = HashMap::new();
@@ -542,12 +551,10 @@ impl Model {
                 }
             }
             if t.data.len() > self.max_elements {
-                return Err(OnnxError::TooLarge {
-                    node: format!("input {name}"),
-                    op: "input".into(),
-                    elements: t.data.len(),
-                    limit: self.max_elements,
-                });
+                return Err(too_large(format!("input {name}"), "input", t.data.len()));
+            }
+            if let Err(OpError::TooLarge(n)) = ops::axes_within(&t.shape, self.max_elements) {
+                return Err(too_large(format!("input {name}"), "input", n));
             }
             values[*id] = Some(Arc::new(Value::F32(t.clone())));
         }
@@ -631,6 +638,11 @@ impl Model {
                 }
             }
             for (o, v) in node.outputs.iter().zip(outs) {
+                // Ops that only rearrange shapes (Reshape, Expand, ...) can
+                // make an empty value with a huge axis; none goes further.
+                if let Err(OpError::TooLarge(n)) = ops::axes_within(v.shape(), self.max_elements) {
+                    return Err(too_large(node.name.clone(), &node.op_type, n));
+                }
                 if let Some(o) = *o {
                     values[o] = Some(v);
                 }

@@ -1023,7 +1023,20 @@ fn slice(args: &[Option<Arc<Value>>], limit: usize) -> OpResult<Value> {
         spec[a] = Some((s, step));
         counts[a] = n.max(0) as usize;
     }
-    checked_len(&counts, limit)?;
+    // An empty result needs no index tables (an input axis may be long when
+    // another is 0).
+    if checked_len(&counts, limit)? == 0 {
+        return Ok(match v {
+            Value::F32(_) => Value::F32(Tensor {
+                data: Vec::new(),
+                shape: counts,
+            }),
+            Value::I64(_) => Value::I64(I64Tensor {
+                data: Vec::new(),
+                shape: counts,
+            }),
+        });
+    }
     for a in 0..r {
         idx.push(match spec[a] {
             None => (0..shape[a]).collect(),

@@ -24,8 +24,21 @@ pub(crate) fn bad<T>(msg: impl Into<String>) -> OpResult<T> {
     Err(OpError::Msg(msg.into()))
 }
 
-/// Element count of `shape`, refused when over `limit` (or overflowing).
+/// Refuses a shape with an axis longer than `limit`. The element count alone
+/// does not bound a shape: with one axis 0 the product is 0 whatever the
+/// others, and per-axis index tables (Slice, Resize) are as long as an axis.
+/// Every value of a run keeps this invariant (see `Model::run`).
+pub(crate) fn axes_within(shape: &[usize], limit: usize) -> OpResult<()> {
+    match shape.iter().find(|&&d| d > limit) {
+        Some(&d) => Err(OpError::TooLarge(d)),
+        None => Ok(()),
+    }
+}
+
+/// Element count of `shape`, refused when over `limit` (or overflowing), or
+/// when one axis is (see [`axes_within`]).
 pub(crate) fn checked_len(shape: &[usize], limit: usize) -> OpResult<usize> {
+    axes_within(shape, limit)?;
     match numel(shape) {
         Some(n) if n <= limit => Ok(n),
         Some(n) => Err(OpError::TooLarge(n)),

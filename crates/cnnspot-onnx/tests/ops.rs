@@ -852,6 +852,80 @@ fn element_limit_is_enforced_before_allocating() {
     );
 }
 
+/// A value with no elements but one huge axis ([0, 2^40]: 0 elements, so
+/// an element count alone lets it through) is refused where it is made, by
+/// the op that makes it or by the check every node output gets, before any
+/// later op (Slice, Resize) builds a per-axis table as long as that axis.
+#[test]
+fn an_empty_value_with_a_huge_axis_is_too_large_where_it_is_made() {
+    let huge = 1i64 << 40;
+    let refused_at = |nodes: Vec<Pb>, inits: Vec<Pb>| -> String {
+        let m = single(&[Some(1)], nodes, inits);
+        let x = Tensor::new(vec![1], vec![1.]).unwrap();
+        match m.run(&[("x", &x)]) {
+            Err(OnnxError::TooLarge { op, elements, .. }) => {
+                assert_eq!(elements, huge as usize);
+                op
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+    };
+    let slice_rest = || {
+        vec![
+            node("Slice", &["big", "st", "en", "ax"], &["s"], &[]),
+            node("ReduceSum", &["s"], &["r"], &[attr_int("keepdims", 0)]),
+            node("Add", &["x", "r"], &["y"], &[]),
+        ]
+    };
+    let slice_inits = || {
+        vec![
+            tensor_i64("st", &[1], &[0]),
+            tensor_i64("en", &[1], &[1]),
+            tensor_i64("ax", &[1], &[0]),
+        ]
+    };
+    // ConstantOfShape makes it: refused by its own element check.
+    let mut nodes = vec![
+        node(
+            "Constant",
+            &[],
+            &["shape"],
+            &[attr_tensor("value", &tensor_i64("", &[2], &[0, huge]))],
+        ),
+        node("ConstantOfShape", &["shape"], &["big"], &[]),
+    ];
+    nodes.extend(slice_rest());
+    assert_eq!(refused_at(nodes, slice_inits()), "ConstantOfShape");
+    // Reshape with allowzero makes it from an empty input: refused as the
+    // node's output.
+    let mut nodes = vec![
+        node(
+            "Constant",
+            &[],
+            &["shape"],
+            &[attr_tensor("value", &tensor_i64("", &[2], &[0, huge]))],
+        ),
+        node(
+            "Constant",
+            &[],
+            &["empty"],
+            &[attr_tensor("value", &tensor_f32("", &[0], &[]))],
+        ),
+        node(
+            "Reshape",
+            &["empty", "shape"],
+            &["big"],
+            &[attr_int("allowzero", 1)],
+        ),
+    ];
+    nodes.extend(slice_rest());
+    assert_eq!(refused_at(nodes, slice_inits()), "Reshape");
+    // An initializer declared so: refused before any node runs.
+    let mut inits = slice_inits();
+    inits.push(tensor_f32("big", &[0, huge], &[]));
+    assert_eq!(refused_at(slice_rest(), inits), "initializer");
+}
+
 // ------------------------------------------------------------ malformed ---
 
 fn relu_graph() -> Graph {
