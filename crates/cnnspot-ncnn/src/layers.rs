@@ -580,11 +580,15 @@ impl Layer {
     }
 
     /// Checks an output element count against the limit before allocating.
+    /// Refuses an output shape of more than `max` elements, or with one
+    /// axis longer than `max`: with another axis 0 the product is 0 whatever
+    /// the rest, and per-axis tables (Interp's taps) are as long as an axis.
     fn check(&self, dims: &[usize], max: usize) -> Result<(), NcnnError> {
         let n = dims
             .iter()
             .try_fold(1usize, |a, &d| a.checked_mul(d))
             .unwrap_or(usize::MAX);
+        let n = dims.iter().copied().fold(n, usize::max);
         if n > max {
             return Err(NcnnError::TooLarge {
                 layer: self.name.clone(),
