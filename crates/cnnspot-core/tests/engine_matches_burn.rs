@@ -33,14 +33,16 @@ fn agrees_with_burn_on_resnet18_at_odd_sizes() {
         let want = burn_logits(&net, &x, n, h, w);
         let got = fast.forward_nchw(&x, n, h, w);
         assert_close(&got, &want, &format!("{n}x3x{h}x{w}"));
-        let portable = FastResNet::from_state_dict(&state)
-            .unwrap()
-            .with_isa(Isa::Portable);
-        assert_close(
-            &portable.forward_nchw(&x, n, h, w),
-            &want,
-            &format!("portable {n}x3x{h}x{w}"),
-        );
+        // Every kernel this CPU has (AVX-512, AVX2 + FMA, portable).
+        for isa in Isa::ALL.into_iter().filter(|isa| isa.supported()) {
+            let forced = FastResNet::from_state_dict(&state).unwrap().with_isa(isa);
+            assert_eq!(forced.isa(), isa);
+            assert_close(
+                &forced.forward_nchw(&x, n, h, w),
+                &want,
+                &format!("{isa:?} {n}x3x{h}x{w}"),
+            );
+        }
     }
 }
 

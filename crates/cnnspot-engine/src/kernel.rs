@@ -42,22 +42,50 @@ pub struct Tile<'a> {
 pub enum Isa {
     /// AVX-512F tiles (x86-64 CPUs that have it).
     Avx512,
+    /// AVX2 + FMA tiles (x86-64 CPUs without AVX-512: Zen 1-3, Haswell to
+    /// Comet Lake, and many cloud hosts).
+    Avx2,
     /// Plain Rust, on every CPU.
     Portable,
 }
 
 impl Isa {
-    /// The best kernel this CPU runs. `CNNSPOT_PORTABLE_KERNEL=1` forces the
-    /// portable one (for testing it on machines that have AVX-512).
+    /// Every kernel, best first.
+    pub const ALL: [Isa; 3] = [Isa::Avx512, Isa::Avx2, Isa::Portable];
+
+    /// The best kernel this CPU runs. `CNNSPOT_KERNEL=avx2|portable` (or
+    /// `CNNSPOT_PORTABLE_KERNEL=1`) caps the choice, for testing and for
+    /// comparing kernels on one machine.
     pub fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let forced = std::env::var_os("CNNSPOT_PORTABLE_KERNEL").is_some_and(|v| v == "1");
-            if !forced && std::arch::is_x86_feature_detected!("avx512f") {
-                return Isa::Avx512;
+        let cap = match std::env::var("CNNSPOT_KERNEL").as_deref() {
+            Ok("portable") => Isa::Portable,
+            Ok("avx2") => Isa::Avx2,
+            _ if std::env::var_os("CNNSPOT_PORTABLE_KERNEL").is_some_and(|v| v == "1") => {
+                Isa::Portable
             }
+            _ => Isa::Avx512,
+        };
+        Isa::ALL
+            .into_iter()
+            .skip_while(|&isa| isa != cap)
+            .find(|isa| isa.supported())
+            .unwrap_or(Isa::Portable)
+    }
+
+    /// Whether this CPU has the instructions of `self`.
+    pub fn supported(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            Isa::Portable => true,
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
         }
-        Isa::Portable
     }
 
     /// Computes one tile.
@@ -80,6 +108,15 @@ impl Isa {
                     3 => avx512::tile::<3>(t),
                     2 => avx512::tile::<2>(t),
                     _ => avx512::tile::<1>(t),
+                },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => match t.rows {
+                    6 => avx2::tile::<6>(t),
+                    5 => avx2::tile::<5>(t),
+                    4 => avx2::tile::<4>(t),
+                    3 => avx2::tile::<3>(t),
+                    2 => avx2::tile::<2>(t),
+                    _ => avx2::tile::<1>(t),
                 },
                 _ => portable_tile(t),
             }
@@ -217,5 +254,156 @@ mod avx512 {
                 }
             }
         }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{Tile, MR, NR};
+    use std::arch::x86_64::*;
+
+    /// Columns per pass: two 8-float vectors. AVX2 has 16 vector registers,
+    /// so a 6 x 16 block (12 accumulators, 2 weight vectors, 1 broadcast)
+    /// is the largest that stays in registers; the tile's `NR` columns are
+    /// done in `NR / 16` passes over the reduction (the row values are
+    /// re-read from L1).
+    const NB: usize = 16;
+
+    /// The AVX2 + FMA tile kernel, `R` rows unrolled.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA, and every pointer in `t` must be
+    /// valid as [`super::portable_tile`] requires.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn tile<const R: usize>(t: &Tile) {
+        // SAFETY: by this function's contract the CPU has AVX2 and FMA and every
+        // pointer of `t` is valid for the rows, columns and segment lengths it
+        // describes: the bias for NR values, the weight panel for NR columns
+        // per reduction step, and the output and residual for `cols` columns
+        // (masked loads and stores beyond them).
+        unsafe {
+            let segments = t.a.len() / MR;
+            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let zero = _mm256_setzero_ps();
+            for first in (0..NR).step_by(NB) {
+                if first >= t.cols {
+                    break;
+                }
+                let bias = [
+                    _mm256_loadu_ps(t.bias.add(first)),
+                    _mm256_loadu_ps(t.bias.add(first + 8)),
+                ];
+                let mut acc = [bias; R];
+                let mut b = t.b.add(first);
+                for s in 0..segments {
+                    let mut a = [std::ptr::null::<f32>(); R];
+                    a.copy_from_slice(&t.a[s * MR..s * MR + R]);
+                    for k in 0..t.seg_len {
+                        let bk = b.add(k * NR);
+                        let w0 = _mm256_loadu_ps(bk);
+                        let w1 = _mm256_loadu_ps(bk.add(8));
+                        for r in 0..R {
+                            let x = _mm256_broadcast_ss(&*a[r].add(k));
+                            acc[r][0] = _mm256_fmadd_ps(x, w0, acc[r][0]);
+                            acc[r][1] = _mm256_fmadd_ps(x, w1, acc[r][1]);
+                        }
+                    }
+                    b = b.add(t.seg_len * NR);
+                }
+                for (r, row) in acc.iter().enumerate() {
+                    for (h, &v) in row.iter().enumerate() {
+                        let col = first + h * 8;
+                        if col >= t.cols {
+                            break;
+                        }
+                        let mask =
+                            _mm256_cmpgt_epi32(_mm256_set1_epi32((t.cols - col) as i32), lanes);
+                        let off = r * t.ldc + col;
+                        let mut v = v;
+                        if !t.residual.is_null() {
+                            v = _mm256_add_ps(v, _mm256_maskload_ps(t.residual.add(off), mask));
+                        }
+                        if t.relu {
+                            v = _mm256_max_ps(v, zero);
+                        }
+                        _mm256_maskstore_ps(t.c.add(off), mask, v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kernel the CPU has computes what the portable one does, for
+    /// every tile shape (partial rows and columns, several segments) with
+    /// and without residual and ReLU.
+    #[test]
+    fn every_kernel_matches_the_portable_one_on_partial_tiles() {
+        let mut seed = 7u32;
+        let mut rand = move || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let (segments, seg_len, ldc) = (3, 11, NR + 5);
+        let rows_data: Vec<Vec<f32>> = (0..segments * MR)
+            .map(|_| (0..seg_len).map(|_| rand()).collect())
+            .collect();
+        let a: Vec<*const f32> = rows_data.iter().map(|r| r.as_ptr()).collect();
+        let b: Vec<f32> = (0..segments * seg_len * NR).map(|_| rand()).collect();
+        let bias: Vec<f32> = (0..NR).map(|_| rand()).collect();
+        let residual: Vec<f32> = (0..MR * ldc).map(|_| rand()).collect();
+        let isas: Vec<Isa> = Isa::ALL.into_iter().filter(|i| i.supported()).collect();
+        for rows in 1..=MR {
+            for cols in [1, 7, 8, 9, 16, 17, 31, 33, 48, 63, NR] {
+                for (with_residual, relu) in [(false, false), (true, true), (false, true)] {
+                    let run = |isa: Isa| {
+                        // Sentinels beyond `cols` must stay untouched.
+                        let mut c = vec![f32::NAN; MR * ldc];
+                        let t = Tile {
+                            rows,
+                            cols,
+                            seg_len,
+                            a: &a,
+                            b: b.as_ptr(),
+                            bias: bias.as_ptr(),
+                            c: c.as_mut_ptr(),
+                            ldc,
+                            residual: if with_residual {
+                                residual.as_ptr()
+                            } else {
+                                std::ptr::null()
+                            },
+                            relu,
+                        };
+                        // SAFETY: every pointer covers the tile it describes
+                        // (MR rows of `seg_len` per segment, the full panel,
+                        // NR biases, MR rows of `ldc` outputs and residuals),
+                        // and `isa` is supported by this CPU.
+                        unsafe { isa.run(&t) };
+                        c
+                    };
+                    let want = run(Isa::Portable);
+                    for &isa in &isas {
+                        let got = run(isa);
+                        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                            let inside = i / ldc < rows && i % ldc < cols;
+                            if inside {
+                                assert!(
+                                    (g - w).abs() < 1e-5,
+                                    "{isa:?} {rows}x{cols} at {i}: {g} vs {w}"
+                                );
+                            } else {
+                                assert!(g.is_nan(), "{isa:?} {rows}x{cols} wrote outside at {i}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(isas.contains(&Isa::Portable));
     }
 }

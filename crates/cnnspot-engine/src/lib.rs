@@ -199,9 +199,10 @@ impl FastResNet {
         self.isa
     }
 
-    /// Forces a kernel (tests compare them).
+    /// Forces a kernel (tests and benchmarks compare them); one the CPU
+    /// does not have is ignored.
     pub fn with_isa(mut self, isa: Isa) -> FastResNet {
-        if isa == Isa::Portable || Isa::detect() == isa {
+        if isa.supported() {
             self.isa = isa;
         }
         self

@@ -27,6 +27,8 @@ use super::SyncPtr;
 static ZERO_BIAS: [f32; NR] = [0.0; NR];
 
 /// Channels handled together by the transforms.
+/// Channels per AVX2 vector.
+const AVX2_LANES: usize = 8;
 const LANES: usize = 16;
 
 /// Floats of `V` plus `M` per task, about 3/4 of a 1 MiB L2.
@@ -298,6 +300,9 @@ fn transform_input(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: Avx512 is only chosen where the CPU has it.
         Isa::Avx512 => unsafe { transform_input_avx512(src, g, cin, t0, t1, v) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: Avx2 is only chosen where the CPU has AVX2 and FMA.
+        Isa::Avx2 => unsafe { transform_input_avx2(src, g, cin, t0, t1, v) },
         _ => transform_input_body(src, g, cin, t0, t1, v),
     }
 }
@@ -367,6 +372,70 @@ unsafe fn transform_input_avx512(
                             mask,
                             ov,
                         );
+                    }
+                }
+                ch += lanes;
+            }
+        }
+    }
+}
+
+/// As [`transform_input_avx512`], eight channels at a time.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transform_input_avx2(
+    src: &[f32],
+    g: &Geometry,
+    cin: usize,
+    t0: usize,
+    t1: usize,
+    v: &mut [f32],
+) {
+    // SAFETY: by this function's contract the CPU has AVX2 and FMA; the slices bound
+    // every access.
+    unsafe {
+        use std::arch::x86_64::*;
+        let lane_ids = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let rows = t1 - t0;
+        let per_image = g.th * g.tw;
+        assert!(v.len() >= 16 * rows * cin);
+        let (sp, vp) = (src.as_ptr(), v.as_mut_ptr());
+        for t in t0..t1 {
+            let (img, rest) = (t / per_image, t % per_image);
+            let (ty, tx) = (rest / g.tw, rest % g.tw);
+            let i = t - t0;
+            // The patch's last row and column lie inside the padded frame.
+            assert!(((img * g.hp + 2 * ty + 3) * g.wp + 2 * tx + 4) * cin <= src.len());
+            let mut ch = 0;
+            while ch < cin {
+                let lanes = AVX2_LANES.min(cin - ch);
+                let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes as i32), lane_ids);
+                let at = |r: usize, c: usize| {
+                    sp.add(((img * g.hp + 2 * ty + r) * g.wp + 2 * tx + c) * cin + ch)
+                };
+                let mut t = [[_mm256_setzero_ps(); 4]; 4];
+                for c in 0..4 {
+                    let d0 = _mm256_maskload_ps(at(0, c), mask);
+                    let d1 = _mm256_maskload_ps(at(1, c), mask);
+                    let d2 = _mm256_maskload_ps(at(2, c), mask);
+                    let d3 = _mm256_maskload_ps(at(3, c), mask);
+                    t[0][c] = _mm256_sub_ps(d0, d2);
+                    t[1][c] = _mm256_add_ps(d1, d2);
+                    t[2][c] = _mm256_sub_ps(d2, d1);
+                    t[3][c] = _mm256_sub_ps(d1, d3);
+                }
+                for (r, tr) in t.iter().enumerate() {
+                    let o = [
+                        _mm256_sub_ps(tr[0], tr[2]),
+                        _mm256_add_ps(tr[1], tr[2]),
+                        _mm256_sub_ps(tr[2], tr[1]),
+                        _mm256_sub_ps(tr[1], tr[3]),
+                    ];
+                    for (c, &ov) in o.iter().enumerate() {
+                        _mm256_maskstore_ps(vp.add(((r * 4 + c) * rows + i) * cin + ch), mask, ov);
                     }
                 }
                 ch += lanes;
@@ -457,6 +526,8 @@ unsafe fn transform_output(
         match isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => transform_output_avx512(m, rows, ncols, g, t0, cols, e, out),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => transform_output_avx2(m, rows, ncols, g, t0, cols, e, out),
             _ => transform_output_body(m, rows, ncols, g, t0, cols, e, out),
         }
     }
@@ -537,6 +608,86 @@ unsafe fn transform_output_avx512(
                             v = _mm512_max_ps(v, zero);
                         }
                         _mm512_mask_storeu_ps(out.add(at), mask, v);
+                    }
+                }
+                col += lanes;
+            }
+        }
+    }
+}
+
+/// As [`transform_output_avx512`], eight channels at a time.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA, and `out` valid as
+/// [`transform_output_body`] requires.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn transform_output_avx2(
+    m: &[f32],
+    rows: usize,
+    ncols: usize,
+    g: &Geometry,
+    t0: usize,
+    cols: (usize, usize),
+    e: &Epilogue,
+    out: *mut f32,
+) {
+    // SAFETY: by this function's contract the CPU has AVX2 and FMA and `out` is valid
+    // for the pixels and columns this call writes.
+    unsafe {
+        use std::arch::x86_64::*;
+        let lane_ids = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let per_image = g.th * g.tw;
+        let cout = e.cout;
+        assert!(m.len() >= 16 * rows * ncols && cols.1 <= e.bias.len());
+        let mp = m.as_ptr();
+        let zero = _mm256_setzero_ps();
+        for i in 0..rows {
+            let t = t0 + i;
+            let (img, rest) = (t / per_image, t % per_image);
+            let (ty, tx) = (rest / g.tw, rest % g.tw);
+            let mut col = cols.0;
+            while col < cols.1 {
+                let lanes = AVX2_LANES.min(cols.1 - col);
+                let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes as i32), lane_ids);
+                let local = col - cols.0;
+                let at = |r: usize, c: usize| mp.add(((r * 4 + c) * rows + i) * ncols + local);
+                let mut s = [[zero; 4]; 2];
+                for c in 0..4 {
+                    let m0 = _mm256_maskload_ps(at(0, c), mask);
+                    let m1 = _mm256_maskload_ps(at(1, c), mask);
+                    let m2 = _mm256_maskload_ps(at(2, c), mask);
+                    let m3 = _mm256_maskload_ps(at(3, c), mask);
+                    s[0][c] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
+                    s[1][c] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+                }
+                let bias = _mm256_maskload_ps(e.bias.as_ptr().add(col), mask);
+                for (r, sr) in s.iter().enumerate() {
+                    let y = 2 * ty + r;
+                    if y >= g.h {
+                        continue;
+                    }
+                    let yv = [
+                        _mm256_add_ps(_mm256_add_ps(sr[0], sr[1]), sr[2]),
+                        _mm256_sub_ps(_mm256_sub_ps(sr[1], sr[2]), sr[3]),
+                    ];
+                    for (c, &v) in yv.iter().enumerate() {
+                        let x = 2 * tx + c;
+                        if x >= g.w {
+                            continue;
+                        }
+                        let at = ((img * g.h + y) * g.w + x) * cout + col;
+                        let mut v = _mm256_add_ps(v, bias);
+                        if let Some(res) = e.residual {
+                            debug_assert!(at + lanes <= res.len());
+                            v = _mm256_add_ps(v, _mm256_maskload_ps(res.as_ptr().add(at), mask));
+                        }
+                        if e.relu {
+                            v = _mm256_max_ps(v, zero);
+                        }
+                        _mm256_maskstore_ps(out.add(at), mask, v);
                     }
                 }
                 col += lanes;
