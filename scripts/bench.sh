@@ -35,7 +35,7 @@ if ! "$VENV/bin/python" -c "import torch, torchvision, onnx, onnxruntime" 2>/dev
     "$VENV/bin/pip" install -q -r "$SHARED/reference/requirements.txt"
 fi
 
-cargo build --release -q -p cnnspot
+cargo build --release -q --workspace
 CNNSPOT=target/release/cnnspot
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT

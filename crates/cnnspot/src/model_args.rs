@@ -17,8 +17,8 @@ pub struct ModelArgs {
     #[arg(long, short, value_name = "MODEL")]
     pub weights: Option<String>,
 
-    /// Network implementation: `fast` (folded BatchNorm, NHWC, AVX-512) or
-    /// `burn` (the reference model).
+    /// Network implementation: `fast` (folded BatchNorm, NHWC, AVX-512 or
+    /// AVX2 kernels chosen at run time) or `burn` (the reference model).
     #[arg(long, default_value = "fast", value_parser = parse_engine)]
     pub engine: Engine,
 
