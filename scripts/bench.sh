@@ -96,3 +96,8 @@ if gaps:
           f"PyTorch {max(t['torch_max_logit_gap'] for t in th):.2e}, "
           f"ONNX Runtime {max(o['ort_max_logit_gap'] for o in ox):.2e}")
 EOF
+# The host: the figures only hold for it (kernels differ with the SIMD flags).
+model=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p')
+flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' |
+    grep -E '^(avx2|fma|avx512[a-z0-9_]*|avx_vnni|amx[a-z0-9_]*)$' | sort | tr '\n' ' ')
+echo "host: $model, $(nproc) CPUs; SIMD flags: ${flags:-none of avx2/fma/avx512/vnni/amx}"
