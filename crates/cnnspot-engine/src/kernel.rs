@@ -348,7 +348,15 @@ mod tests {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
         };
-        let (segments, seg_len, ldc) = (3, 11, NR + 5);
+        // Short segments (one reduction chunk), segments grouped two to a
+        // chunk, and segments longer than a chunk.
+        for (segments, seg_len) in [(3, 11), (3, 100), (2, 600)] {
+            check_shapes(&mut rand, segments, seg_len);
+        }
+    }
+
+    fn check_shapes(rand: &mut impl FnMut() -> f32, segments: usize, seg_len: usize) {
+        let ldc = NR + 5;
         let rows_data: Vec<Vec<f32>> = (0..segments * MR)
             .map(|_| (0..seg_len).map(|_| rand()).collect())
             .collect();
