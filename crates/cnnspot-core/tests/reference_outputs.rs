@@ -135,48 +135,6 @@ fn batch_of_two_matches_pytorch() {
 }
 
 #[test]
-fn engines_agree_on_the_folder_pipeline_and_refuse_images_over_the_budget() {
-    let shared = require_shared!();
-    let paths = vec![
-        shared.join("fixtures/real.png"),
-        shared.join("fixtures/fake.png"),
-        shared.join("fixtures/real.png"),
-    ];
-    let opts = PreprocessOptions::default();
-    let batching = cnnspot_core::Batching::default();
-    let mut per_engine = Vec::new();
-    for det in detectors() {
-        let mut logits = Vec::new();
-        det.score_paths(&paths, &opts, &batching, |i, _, r| {
-            logits.push((i, r.unwrap().logit))
-        });
-        per_engine.push(logits);
-    }
-    assert_eq!(per_engine[0].len(), 3);
-    for (a, b) in per_engine[0].iter().zip(&per_engine[1]) {
-        assert_eq!(a.0, b.0);
-        assert!(
-            (a.1 - b.1).abs() < LOGIT_TOL,
-            "fast {} vs burn {}",
-            a.1,
-            b.1
-        );
-    }
-
-    let mut small = detector();
-    small.set_max_infer_pixels(224 * 224);
-    let mut results = Vec::new();
-    small.score_paths(&paths[..1], &opts, &batching, |_, _, r| results.push(r));
-    let err = results.pop().unwrap().unwrap_err().to_string();
-    assert!(err.contains("256x256") && err.contains("budget"), "{err}");
-    let cropped = PreprocessOptions {
-        crop: Some(224),
-        ..PreprocessOptions::default()
-    };
-    assert!(small.score_path(&paths[0], &cropped).is_ok());
-}
-
-#[test]
 fn safetensors_conversion_gives_identical_logits() {
     let shared = require_shared!();
     let dir = tempfile::tempdir().unwrap();
