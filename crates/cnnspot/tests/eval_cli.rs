@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cnnspot_core::{Detector, PreprocessOptions};
 use cnnspot_testdata::require_shared;
@@ -297,33 +297,32 @@ fn an_interrupted_run_resumes_with_the_missing_images_only() {
     );
 }
 
-/// A dataset with a few good images, bad files and a one-class generator.
-fn odd_dataset(shared: &Path) -> tempfile::TempDir {
+/// A dataset with a few good images, bad files and a one-class generator,
+/// all made here.
+fn odd_dataset() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path();
-    let fx = shared.join("fixtures");
-    let put = |rel: &str, from: &PathBuf| {
+    let put = |rel: &str, seed: u32| {
         let p = r.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::copy(from, p).unwrap();
+        common::photo(256, 256, seed).save(p).unwrap();
     };
-    put("gan/0_real/real.png", &fx.join("real.png"));
-    put("gan/1_fake/fake.png", &fx.join("fake.png"));
-    put("gan/1_fake/fake_copy.png", &fx.join("fake.png"));
+    put("gan/0_real/real.png", 1);
+    put("gan/1_fake/fake.png", 2);
+    put("gan/1_fake/fake_copy.png", 2);
     std::fs::write(r.join("gan/1_fake/empty.png"), b"").unwrap();
     std::fs::write(
         r.join("gan/0_real/truncated.png"),
-        &std::fs::read(fx.join("real.png")).unwrap()[..100],
+        &std::fs::read(r.join("gan/0_real/real.png")).unwrap()[..100],
     )
     .unwrap();
-    put("onlyfake/1_fake/fake.png", &fx.join("fake.png"));
+    put("onlyfake/1_fake/fake.png", 2);
     dir
 }
 
 #[test]
 fn bad_files_are_left_out_and_one_class_metrics_are_undefined() {
-    let shared = require_shared!();
-    let data = odd_dataset(&shared);
+    let data = odd_dataset();
     let weights = std::path::PathBuf::from("builtin");
     let out = cnnspot(&[
         "eval",
