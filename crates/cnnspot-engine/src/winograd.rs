@@ -26,10 +26,10 @@ use super::SyncPtr;
 /// the output transform).
 static ZERO_BIAS: [f32; NR] = [0.0; NR];
 
-/// Channels handled together by the transforms.
+/// Channels handled together by the transforms (an AVX-512 vector).
+const LANES: usize = 16;
 /// Channels per AVX2 vector.
 const AVX2_LANES: usize = 8;
-const LANES: usize = 16;
 
 /// Floats of `V` plus `M` per task, about 3/4 of a 1 MiB L2.
 const BLOCK_FLOATS: usize = 196_608;
