@@ -884,14 +884,13 @@ fn an_empty_value_with_a_huge_axis_is_too_large_where_it_is_made() {
             tensor_i64("ax", &[1], &[0]),
         ]
     };
+    let huge_shape = || {
+        let shape = tensor_i64("", &[2], &[0, huge]);
+        node("Constant", &[], &["shape"], &[attr_tensor("value", &shape)])
+    };
     // ConstantOfShape makes it: refused by its own element check.
     let mut nodes = vec![
-        node(
-            "Constant",
-            &[],
-            &["shape"],
-            &[attr_tensor("value", &tensor_i64("", &[2], &[0, huge]))],
-        ),
+        huge_shape(),
         node("ConstantOfShape", &["shape"], &["big"], &[]),
     ];
     nodes.extend(slice_rest());
@@ -899,12 +898,7 @@ fn an_empty_value_with_a_huge_axis_is_too_large_where_it_is_made() {
     // Reshape with allowzero makes it from an empty input: refused as the
     // node's output.
     let mut nodes = vec![
-        node(
-            "Constant",
-            &[],
-            &["shape"],
-            &[attr_tensor("value", &tensor_i64("", &[2], &[0, huge]))],
-        ),
+        huge_shape(),
         node(
             "Constant",
             &[],
