@@ -579,9 +579,8 @@ impl Layer {
         }
     }
 
-    /// Checks an output element count against the limit before allocating.
-    /// Refuses an output shape of more than `max` elements, or with one
-    /// axis longer than `max`: with another axis 0 the product is 0 whatever
+    /// Checks an output shape against the limit before allocating: refuses
+    /// more than `max` elements, or one axis longer than `max`: with another axis 0 the product is 0 whatever
     /// the rest, and per-axis tables (Interp's taps) are as long as an axis.
     fn check(&self, dims: &[usize], max: usize) -> Result<(), NcnnError> {
         let n = dims
