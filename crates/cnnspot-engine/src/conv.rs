@@ -4,6 +4,7 @@ use std::sync::{Mutex, OnceLock};
 
 use rayon::prelude::*;
 
+use super::int8::{Int8Isa, QAct, QuantConv};
 use super::kernel::{Isa, Tile, MR, NR};
 use super::winograd::Winograd;
 use super::SyncPtr;
@@ -44,6 +45,8 @@ pub struct Conv {
     bias: Vec<f32>,
     /// The same convolution in Winograd form, for 3x3 stride-1 ones.
     winograd: Option<Winograd>,
+    /// The int8 form, once [`Conv::prepare_int8`] made it.
+    int8: Option<QuantConv>,
 }
 
 impl Conv {
@@ -98,6 +101,82 @@ impl Conv {
             packed,
             bias,
             winograd,
+            int8: None,
+        }
+    }
+
+    /// Makes the int8 form of the weights, for a convolution whose input is
+    /// never negative (a ReLU output). Needs whole groups of 4 input
+    /// channels (every ResNet convolution but the stem's 3); returns whether
+    /// it was made.
+    pub fn prepare_int8(&mut self) -> bool {
+        if self.cin.is_multiple_of(4) {
+            let k = self.kh * self.kw * self.cin;
+            self.int8 = Some(QuantConv::from_panels(&self.packed, k, self.cout));
+        }
+        self.int8.is_some()
+    }
+
+    /// Whether the int8 form exists.
+    pub fn has_int8(&self) -> bool {
+        self.int8.is_some()
+    }
+
+    /// Whether [`Conv::forward`] would use Winograd on `x`.
+    pub fn uses_winograd(&self, x: &Act) -> bool {
+        self.winograd.is_some() && Winograd::worth_it(x)
+    }
+
+    /// `relu?(conv(x) + bias + residual?)` in int8, `x` quantised with this
+    /// convolution's padding. Falls back to nothing: call only when
+    /// [`Conv::has_int8`].
+    pub fn forward_int8(
+        &self,
+        isa: Int8Isa,
+        pool: &Pool,
+        x: &QAct,
+        residual: Option<&Act>,
+        relu: bool,
+    ) -> Act {
+        assert_eq!(x.c, self.cin, "channel count");
+        assert_eq!(x.pad, self.pad, "input padding");
+        let int8 = self.int8.as_ref().expect("forward_int8 needs prepare_int8");
+        let t0 = profiling().then(std::time::Instant::now);
+        let (oh, ow) = self.out_size(x.h, x.w);
+        let shape = DirectShape {
+            hp: x.h + 2 * x.pad,
+            wp: x.w + 2 * x.pad,
+            cin: self.cin,
+            kh: self.kh,
+            kw: self.kw,
+            stride: self.stride,
+            oh,
+            ow,
+            m: x.n * oh * ow,
+            cout: self.cout,
+        };
+        let out = int8.forward(isa, pool, x, &shape, &self.bias, residual, relu);
+        if let Some(t0) = t0 {
+            let secs = t0.elapsed().as_secs_f64();
+            let ops = 2.0 * (shape.m * self.kh * self.kw * self.cin * self.cout) as f64;
+            eprintln!(
+                "cnnspot profile: int8 conv {}x{}/{} {}->{} on {} px: {:.3} ms, {:.1} GOP/s",
+                self.kh,
+                self.kw,
+                self.stride,
+                self.cin,
+                self.cout,
+                shape.m,
+                secs * 1e3,
+                ops / secs / 1e9
+            );
+        }
+        Act {
+            n: x.n,
+            h: oh,
+            w: ow,
+            c: self.cout,
+            data: out,
         }
     }
 
@@ -152,76 +231,46 @@ impl Conv {
         }
 
         let k = self.kh * self.kw * self.cin;
-        let seg_len = self.kw * self.cin;
-        let n_panels = cout.div_ceil(NR);
-        let m_panels = m.div_ceil(MR);
-        let (mc_panels, nc_panels) = blocking(m_panels, n_panels, k);
-        let m_blocks = m_panels.div_ceil(mc_panels);
-        let n_blocks = n_panels.div_ceil(nc_panels);
-
+        let shape = DirectShape {
+            hp,
+            wp,
+            cin: self.cin,
+            kh: self.kh,
+            kw: self.kw,
+            stride: self.stride,
+            oh,
+            ow,
+            m,
+            cout,
+        };
         let c_ptr = SyncPtr(out.as_mut_ptr());
         let res_ptr = residual.map(|r| SyncPtr(r.data.as_ptr() as *mut f32));
-        let src_ptr = SyncPtr(src.as_ptr() as *mut f32);
-        let (stride, kh, cin) = (self.stride, self.kh, self.cin);
-        let per_image = oh * ow;
-
-        (0..m_blocks * n_blocks).into_par_iter().for_each(|task| {
-            let (mb, nb) = (task / n_blocks, task % n_blocks);
-            let mp0 = mb * mc_panels;
-            let mp1 = (mp0 + mc_panels).min(m_panels);
-            let p0 = nb * nc_panels;
-            let p1 = (p0 + nc_panels).min(n_panels);
-            // Row pointers of every tile of this block: [panel][segment][MR].
-            let mut table = Vec::with_capacity((mp1 - mp0) * kh * MR);
-            for mp in mp0..mp1 {
-                for ky in 0..kh {
-                    for r in 0..MR {
-                        let row = (mp * MR + r).min(m - 1);
-                        let (img, pix) = (row / per_image, row % per_image);
-                        let (oy, ox) = (pix / ow, pix % ow);
-                        let iy = oy * stride + ky;
-                        let ix = ox * stride;
-                        let off = ((img * hp + iy) * wp + ix) * cin;
-                        // SAFETY: off + seg_len <= src.len() because the
-                        // output size was derived from the padded input.
-                        table.push(unsafe { src_ptr.get().add(off) as *const f32 });
-                    }
-                }
-            }
-            let stride_t = kh * MR;
-            for p in p0..p1 {
-                let col0 = p * NR;
-                let cols = (cout - col0).min(NR);
-                for (i, mp) in (mp0..mp1).enumerate() {
-                    let row0 = mp * MR;
-                    let rows = (m - row0).min(MR);
-                    let off = row0 * cout + col0;
-                    let tile = Tile {
-                        rows,
-                        cols,
-                        seg_len,
-                        a: &table[i * stride_t..(i + 1) * stride_t],
-                        // SAFETY: panel p < panels starts inside the packed
-                        // weights (panels * k * NR floats).
-                        b: unsafe { self.packed.as_ptr().add(p * k * NR) },
-                        // SAFETY: col0 < cout <= bias.len() (padded to NR).
-                        bias: unsafe { self.bias.as_ptr().add(col0) },
-                        // SAFETY: row0 < m and col0 < cout, so off is inside
-                        // the m x cout output.
-                        c: unsafe { c_ptr.get().add(off) },
-                        ldc: cout,
-                        residual: match res_ptr {
-                            // SAFETY: the residual has the output's shape.
-                            Some(r) => unsafe { r.get().add(off) as *const f32 },
-                            None => std::ptr::null(),
-                        },
-                        relu,
-                    };
-                    // SAFETY: the tile's pointers were built above within
-                    // bounds, and tasks write disjoint tiles.
-                    unsafe { isa.run(&tile) };
-                }
-            }
+        shape.for_each_tile(src, 4, |at| {
+            let off = at.row0 * cout + at.col0;
+            let tile = Tile {
+                rows: at.rows,
+                cols: at.cols,
+                seg_len: shape.seg_len(),
+                a: at.a,
+                // SAFETY: panel p < panels starts inside the packed
+                // weights (panels * k * NR floats).
+                b: unsafe { self.packed.as_ptr().add(at.panel * k * NR) },
+                // SAFETY: col0 < cout <= bias.len() (padded to NR).
+                bias: unsafe { self.bias.as_ptr().add(at.col0) },
+                // SAFETY: row0 < m and col0 < cout, so off is inside
+                // the m x cout output.
+                c: unsafe { c_ptr.get().add(off) },
+                ldc: cout,
+                residual: match res_ptr {
+                    // SAFETY: the residual has the output's shape.
+                    Some(r) => unsafe { r.get().add(off) as *const f32 },
+                    None => std::ptr::null(),
+                },
+                relu,
+            };
+            // SAFETY: the tile's pointers were built within bounds, and
+            // tasks write disjoint tiles.
+            unsafe { isa.run(&tile) };
         });
         if let Some(p) = padded {
             pool.give(p);
@@ -254,6 +303,98 @@ impl Conv {
 fn profiling() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| std::env::var_os("CNNSPOT_PROFILE").is_some_and(|v| v == "1"))
+}
+
+/// The geometry of a direct convolution over a padded NHWC input of
+/// `hp x wp` pixels: what the f32 and int8 routes share.
+pub(crate) struct DirectShape {
+    pub hp: usize,
+    pub wp: usize,
+    pub cin: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub oh: usize,
+    pub ow: usize,
+    /// Output pixels of all images.
+    pub m: usize,
+    pub cout: usize,
+}
+
+/// One output tile's place and the row pointers of its reduction.
+pub(crate) struct TileAt<'a, T> {
+    /// `kh * MR` row pointers, segment-major.
+    pub a: &'a [*const T],
+    pub panel: usize,
+    pub row0: usize,
+    pub rows: usize,
+    pub col0: usize,
+    pub cols: usize,
+}
+
+impl DirectShape {
+    /// Length of one reduction segment: one kernel row of the input.
+    pub fn seg_len(&self) -> usize {
+        self.kw * self.cin
+    }
+
+    /// Runs `kernel` on every `MR x NR` output tile, spread over the
+    /// thread pool in cache-sized blocks. `src` is the padded input and
+    /// `elem_bytes` the size of its elements (the blocking keeps a block's
+    /// rows in L2).
+    pub fn for_each_tile<T: Sync>(
+        &self,
+        src: &[T],
+        elem_bytes: usize,
+        kernel: impl Fn(TileAt<T>) + Sync,
+    ) {
+        let (m, cout, kh) = (self.m, self.cout, self.kh);
+        let k = kh * self.seg_len();
+        let n_panels = cout.div_ceil(NR);
+        let m_panels = m.div_ceil(MR);
+        let (mc_panels, nc_panels) = blocking(m_panels, n_panels, k * elem_bytes / 4);
+        let m_blocks = m_panels.div_ceil(mc_panels);
+        let n_blocks = n_panels.div_ceil(nc_panels);
+        let per_image = self.oh * self.ow;
+        (0..m_blocks * n_blocks).into_par_iter().for_each(|task| {
+            let (mb, nb) = (task / n_blocks, task % n_blocks);
+            let mp0 = mb * mc_panels;
+            let mp1 = (mp0 + mc_panels).min(m_panels);
+            let p0 = nb * nc_panels;
+            let p1 = (p0 + nc_panels).min(n_panels);
+            // Row pointers of every tile of this block: [panel][segment][MR].
+            let mut table = Vec::with_capacity((mp1 - mp0) * kh * MR);
+            for mp in mp0..mp1 {
+                for ky in 0..kh {
+                    for r in 0..MR {
+                        let row = (mp * MR + r).min(m - 1);
+                        let (img, pix) = (row / per_image, row % per_image);
+                        let (oy, ox) = (pix / self.ow, pix % self.ow);
+                        let iy = oy * self.stride + ky;
+                        let ix = ox * self.stride;
+                        let off = ((img * self.hp + iy) * self.wp + ix) * self.cin;
+                        table.push(src[off..off + self.seg_len()].as_ptr());
+                    }
+                }
+            }
+            let stride_t = kh * MR;
+            for p in p0..p1 {
+                let col0 = p * NR;
+                let cols = (cout - col0).min(NR);
+                for (i, mp) in (mp0..mp1).enumerate() {
+                    let row0 = mp * MR;
+                    kernel(TileAt {
+                        a: &table[i * stride_t..(i + 1) * stride_t],
+                        panel: p,
+                        row0,
+                        rows: (m - row0).min(MR),
+                        col0,
+                        cols,
+                    });
+                }
+            }
+        });
+    }
 }
 
 /// Splits the output into tasks: blocks of `MR`-row panels by blocks of

@@ -32,11 +32,61 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod conv;
+mod int8;
 mod kernel;
 mod winograd;
 
+use std::cell::RefCell;
+
 use conv::{global_avg_pool, max_pool_3x3s2, Act, Conv, Pool};
+pub use int8::Int8Isa;
+use int8::{quantize, QAct};
 pub use kernel::Isa;
+
+/// The arithmetic of the convolutions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// float32 throughout: the reference (logits within 1e-4 of PyTorch).
+    #[default]
+    F32,
+    /// 8-bit integer convolutions (see `int8.rs`) for every convolution
+    /// that reads a ReLU output, i.e. all but the stem; the stem, pooling,
+    /// residual adds and the head stay float32. Fast on CPUs with AVX-512
+    /// VNNI; elsewhere exact but slow.
+    Int8,
+}
+
+impl Precision {
+    /// Every precision.
+    pub const ALL: [Precision; 2] = [Precision::F32, Precision::Int8];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Int8 => "int8",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Precision, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" | "fp32" | "float32" => Ok(Precision::F32),
+            "int8" | "i8" => Ok(Precision::Int8),
+            other => Err(format!(
+                "unknown precision {other:?} (expected f32 or int8)"
+            )),
+        }
+    }
+}
 
 use cnnspot_net::{
     apply_input, spec_of_state, Arch, ConvSpec, InputTransform, ModelError, NetSpec, StateDict,
@@ -111,8 +161,26 @@ pub struct FastResNet {
     fc_bias: Vec<f32>,
     num_outputs: usize,
     isa: Isa,
+    precision: Precision,
+    int8_isa: Int8Isa,
     pool: Pool,
     spec: NetSpec,
+}
+
+/// A convolution's input, with its int8 forms once made: the first
+/// convolution of a block and its downsample read the same input.
+struct Input<'a> {
+    act: &'a Act,
+    quantized: RefCell<Vec<QAct>>,
+}
+
+impl<'a> Input<'a> {
+    fn new(act: &'a Act) -> Input<'a> {
+        Input {
+            act,
+            quantized: RefCell::new(Vec::new()),
+        }
+    }
 }
 
 fn get<'a>(state: &'a StateDict, name: &str) -> Result<&'a (Vec<usize>, Vec<f32>), ModelError> {
@@ -179,6 +247,8 @@ impl FastResNet {
             fc_bias: get(state, &spec.head.bias())?.1.clone(),
             num_outputs,
             isa: Isa::detect(),
+            precision: Precision::F32,
+            int8_isa: Int8Isa::detect(),
             pool: Pool::default(),
             spec,
         })
@@ -204,6 +274,49 @@ impl FastResNet {
     pub fn with_isa(mut self, isa: Isa) -> FastResNet {
         if isa.supported() {
             self.isa = isa;
+        }
+        self
+    }
+
+    /// The arithmetic in use.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The int8 kernel, used when the precision is [`Precision::Int8`].
+    pub fn int8_isa(&self) -> Int8Isa {
+        self.int8_isa
+    }
+
+    /// Switches the arithmetic. Int8 quantises the weights of every
+    /// convolution but the stem (which reads the signed, normalised image)
+    /// once, here.
+    pub fn with_precision(mut self, precision: Precision) -> FastResNet {
+        self.set_precision(precision);
+        self
+    }
+
+    /// [`FastResNet::with_precision`] in place.
+    pub fn set_precision(&mut self, precision: Precision) {
+        if precision == Precision::Int8 {
+            for b in &mut self.blocks {
+                for c in [&mut b.conv1, &mut b.conv2]
+                    .into_iter()
+                    .chain(b.conv3.as_mut())
+                    .chain(b.downsample.as_mut())
+                {
+                    c.prepare_int8();
+                }
+            }
+        }
+        self.precision = precision;
+    }
+
+    /// Forces an int8 kernel (tests compare them); one the CPU does not
+    /// have is ignored.
+    pub fn with_int8_isa(mut self, isa: Int8Isa) -> FastResNet {
+        if isa.supported() {
+            self.int8_isa = isa;
         }
         self
     }
@@ -412,33 +525,63 @@ impl FastResNet {
     }
 
     fn block(&self, b: &FastBlock, x: Act) -> Act {
-        let (isa, pool) = (self.isa, &self.pool);
+        let pool = &self.pool;
+        let input = Input::new(&x);
         let identity = b
             .downsample
             .as_ref()
-            .map(|d| d.forward(isa, pool, &x, None, false));
+            .map(|d| self.conv(d, &input, None, false));
         let shortcut = identity.as_ref().unwrap_or(&x);
         let out = match &b.conv3 {
             Some(conv3) => {
-                let o = b.conv1.forward(isa, pool, &x, None, true);
-                let o = b.conv2.forward(isa, pool, &o, None, true).recycle(pool, o);
-                conv3
-                    .forward(isa, pool, &o, Some(shortcut), true)
+                let o = self.conv(&b.conv1, &input, None, true);
+                let o = self
+                    .conv(&b.conv2, &Input::new(&o), None, true)
+                    .recycle(pool, o);
+                self.conv(conv3, &Input::new(&o), Some(shortcut), true)
                     .recycle(pool, o)
             }
             None => {
-                let o = b.conv1.forward(isa, pool, &x, None, true);
-                b.conv2
-                    .forward(isa, pool, &o, Some(shortcut), true)
+                let o = self.conv(&b.conv1, &input, None, true);
+                self.conv(&b.conv2, &Input::new(&o), Some(shortcut), true)
                     .recycle(pool, o)
             }
         };
+        drop(input);
         if let Some(id) = identity {
             pool.give(id.data);
         }
         pool.give(x.data);
         out
     }
+
+    /// One convolution of a block, in the network's precision. In int8,
+    /// 3x3 stride-1 convolutions keep f32 Winograd where it applies when
+    /// `CNNSPOT_INT8_WINOGRAD=1` (for comparing the two).
+    fn conv(&self, c: &Conv, input: &Input, residual: Option<&Act>, relu: bool) -> Act {
+        let x = input.act;
+        let int8 = self.precision == Precision::Int8
+            && c.has_int8()
+            && !(int8_keeps_winograd() && c.uses_winograd(x));
+        if !int8 {
+            return c.forward(self.isa, &self.pool, x, residual, relu);
+        }
+        let mut cache = input.quantized.borrow_mut();
+        let at = match cache.iter().position(|q| q.pad == c.pad) {
+            Some(i) => i,
+            None => {
+                cache.push(quantize(x, c.pad));
+                cache.len() - 1
+            }
+        };
+        c.forward_int8(self.int8_isa, &self.pool, &cache[at], residual, relu)
+    }
+}
+
+/// `CNNSPOT_INT8_WINOGRAD=1`, read once.
+fn int8_keeps_winograd() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("CNNSPOT_INT8_WINOGRAD").is_some_and(|v| v == "1"))
 }
 
 fn nchw_to_nhwc(pool: &Pool, data: &[f32], n: usize, c: usize, h: usize, w: usize) -> Act {
@@ -507,6 +650,52 @@ mod tests {
                     alone[0],
                     batched[i]
                 );
+            }
+        }
+    }
+
+    /// int8 logits follow the f32 ones (8-bit rounding of weights and
+    /// activations only), every int8 kernel gives the same bits, and an
+    /// image's logit does not depend on what it is batched with (its
+    /// activation scales are its own).
+    #[test]
+    fn int8_follows_f32_and_is_the_same_on_every_kernel_and_batch() {
+        for (arch, (h, w)) in [(Arch::Npr, (64, 48)), (Arch::ResNet18, (64, 64))] {
+            let state = random_state(arch, 3, 17);
+            let f32_net = FastResNet::from_state_dict(&state).unwrap();
+            let int8_net = FastResNet::from_state_dict(&state)
+                .unwrap()
+                .with_precision(Precision::Int8);
+            assert_eq!(int8_net.precision(), Precision::Int8);
+            let plane = 3 * h * w;
+            let x = random_input(3 * plane, 4242);
+            let want = f32_net.forward_nchw(&x, 3, h, w);
+            let got = int8_net.forward_nchw(&x, 3, h, w);
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let worst = got
+                .iter()
+                .zip(&want)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                worst <= 0.05 * scale && worst > 0.0,
+                "{arch:?}: int8 {got:?} vs f32 {want:?}"
+            );
+            for isa in Int8Isa::ALL.into_iter().filter(|i| i.supported()) {
+                let net = FastResNet::from_state_dict(&state)
+                    .unwrap()
+                    .with_precision(Precision::Int8)
+                    .with_int8_isa(isa);
+                let again = net.forward_nchw(&x, 3, h, w);
+                for (a, b) in again.iter().zip(&got) {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{arch:?} {isa:?}: {a} vs {b}");
+                }
+                for i in 0..3 {
+                    let alone = net.forward_nchw(&x[i * plane..(i + 1) * plane], 1, h, w);
+                    let n = f32_net.num_outputs();
+                    for (a, b) in alone.iter().zip(&got[i * n..(i + 1) * n]) {
+                        assert_eq!(a.to_bits(), b.to_bits(), "{arch:?} {isa:?} image {i} alone");
+                    }
+                }
             }
         }
     }
