@@ -12,7 +12,7 @@ use cnnspot_image::{ImageError, PreprocessOptions, Preprocessed};
 use crate::error::{Error, Result};
 use crate::model::{Arch, ResNet};
 use crate::weights;
-use cnnspot_engine::{FastResNet, Tiling};
+use cnnspot_engine::{FastResNet, Precision, Tiling};
 
 /// Pixels per image above which a forward pass is refused by default
 /// (16.7 million, e.g. 4096x4096; the fast engine needs about 300 bytes per
@@ -289,6 +289,31 @@ impl Detector {
         match &self.route {
             Route::Fast(net) => Some(net),
             Route::Burn { .. } => None,
+        }
+    }
+
+    /// The arithmetic of the convolutions: f32 unless
+    /// [`Detector::set_precision`] chose int8.
+    pub fn precision(&self) -> Precision {
+        match &self.route {
+            Route::Fast(net) => net.precision(),
+            Route::Burn { .. } => Precision::F32,
+        }
+    }
+
+    /// Chooses the arithmetic. Int8 is offered by the fast engine only
+    /// (see [`cnnspot_engine::Precision`]); f32 by both.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        match &mut self.route {
+            Route::Fast(net) => {
+                net.set_precision(precision);
+                Ok(())
+            }
+            Route::Burn { .. } if precision == Precision::F32 => Ok(()),
+            Route::Burn { .. } => Err(Error::Unsupported {
+                engine: Engine::Burn.name(),
+                what: format!("{precision} arithmetic"),
+            }),
         }
     }
 

@@ -43,6 +43,14 @@ pub enum Error {
         /// The budget it exceeds.
         budget: u64,
     },
+    /// A setting the chosen engine does not offer.
+    #[error("the {engine} engine does not run {what}")]
+    Unsupported {
+        /// The engine's name.
+        engine: &'static str,
+        /// What was asked of it.
+        what: String,
+    },
     /// The tensor engine failed (a bug, not a user error).
     #[error("inference failed: {0}")]
     Inference(String),

@@ -20,6 +20,7 @@ pub mod error;
 pub mod model;
 pub mod weights;
 
+pub use cnnspot_engine::Precision;
 pub use cnnspot_image as image;
 pub use cnnspot_image::{PreprocessOptions, Preprocessed};
 pub use cnnspot_net::{is_input_marker, InputTransform, SPECTRUM_MARKER};

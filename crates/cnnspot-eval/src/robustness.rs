@@ -279,6 +279,7 @@ pub fn sweep(
         crop: opts.crop,
         max_pixels: opts.max_pixels,
         perturbation: None,
+        precision: Settings::precision_of(detector),
     };
     // Each point's scores are described as this, with its perturbation.
     let base = RunMeta::new(&dataset.root, settings.clone(), checkpoint.clone());

@@ -101,6 +101,19 @@ pub struct Settings {
     /// `"blur 2"`); `None` for the images as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub perturbation: Option<String>,
+    /// The convolutions' arithmetic when not f32 (`"int8"`); `None` for
+    /// f32, the reference (and what files written before the setting
+    /// existed mean).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
+}
+
+impl Settings {
+    /// How `detector` computes, as [`Settings::precision`] records it.
+    pub fn precision_of(detector: &cnnspot_core::Detector) -> Option<String> {
+        let p = detector.precision();
+        (p != cnnspot_core::Precision::F32).then(|| p.to_string())
+    }
 }
 
 /// Which weights produced the scores.

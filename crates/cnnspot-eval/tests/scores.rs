@@ -11,6 +11,7 @@ fn meta(root: &std::path::Path, crop: Option<u32>, sha: &str) -> RunMeta {
             crop,
             max_pixels: 1000,
             perturbation: None,
+            precision: None,
         },
         CheckpointId {
             path: PathBuf::from("w.pth"),

@@ -58,7 +58,14 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
             "kernel".into(),
             json!(format!("{:?}", net.isa()).to_lowercase()),
         );
+        if net.precision() == cnnspot_core::Precision::Int8 {
+            out.insert(
+                "int8_kernel".into(),
+                json!(format!("{:?}", net.int8_isa()).to_lowercase()),
+            );
+        }
     }
+    out.insert("precision".into(), json!(detector.precision().name()));
     out.insert("arch".into(), json!(detector.arch().name()));
     out.insert("threads".into(), json!(cnnspot_engine::threads()));
     out.insert("weights".into(), json!(weights.display().to_string()));

@@ -156,6 +156,7 @@ fn score_dataset(args: &EvalArgs, started: Instant) -> Result<(ResultsDoc, Vec<S
         crop: args.scoring.crop,
         max_pixels: args.scoring.max_pixels,
         perturbation: None,
+        precision: Settings::precision_of(&detector),
     };
     let meta = RunMeta::new(root, settings.clone(), checkpoint.clone());
     let mut store = match &out_dir {
