@@ -45,6 +45,10 @@ for round in $(seq 1 "$ROUNDS"); do
     /usr/bin/time -f %M -o "$OUT/cnnspot_$round.rss" \
         "$CNNSPOT" bench --weights "$WEIGHTS" --runs "$RUNS" --threads "$THREADS" \
         >"$OUT/cnnspot_$round.json"
+    # The int8 mode beside it (same kernels for the stem; see README).
+    /usr/bin/time -f %M -o "$OUT/cnnspot_int8_$round.rss" \
+        "$CNNSPOT" bench --weights "$WEIGHTS" --runs "$RUNS" --threads "$THREADS" \
+        --precision int8 >"$OUT/cnnspot_int8_$round.json"
     for what in torch ort; do
         /usr/bin/time -f %M -o "$OUT/${what}_$round.rss" \
             "$VENV/bin/python" "$REF" --what "$what" --runs "$RUNS" --threads "$THREADS" \
@@ -68,16 +72,19 @@ def med(values):
     return statistics.median(values)
 
 cn = [load("cnnspot", r) for r in range(1, rounds + 1)]
+ci = [load("cnnspot_int8", r) for r in range(1, rounds + 1)]
 th = [load("torch", r) for r in range(1, rounds + 1)]
 ox = [load("ort", r) for r in range(1, rounds + 1)]
 rate = {}
 for key, _ in settings:
     rate[("cnnspot", key)] = med([c["settings"][key]["img_per_s"] for c in cn])
+    rate[("cnnspot_int8", key)] = med([c["settings"][key]["img_per_s"] for c in ci])
     rate[("torch", key)] = med([t[f"torch_{key}"]["img_per_s"] for t in th])
     rate[("torch_cl", key)] = med([t[f"torch_channels_last_{key}"]["img_per_s"] for t in th])
     rate[("ort", key)] = med([o[f"ort_{key}"]["img_per_s"] for o in ox])
 
-rss = {n: max(rss_mib(n, r) for r in range(1, rounds + 1)) for n in ("cnnspot", "torch", "ort")}
+rss = {n: max(rss_mib(n, r) for r in range(1, rounds + 1))
+       for n in ("cnnspot", "cnnspot_int8", "torch", "ort")}
 print(f"cnnspot {cn[0]['engine']} engine ({cn[0].get('kernel', '?')} kernel), torch {th[0]['torch_version']}, "
       f"onnxruntime {ox[0].get('ort_version', '?')}, {cn[0]['threads']} threads, "
       f"median of {rounds} rounds of medians of {cn[0]['settings']['b1_224']['runs']} runs")
@@ -88,7 +95,16 @@ for key, label in settings:
     c, t, tc, o = (rate[(e, key)] for e in ("cnnspot", "torch", "torch_cl", "ort"))
     print(f"| {label} | {c:.1f} | {t:.1f} | {tc:.1f} | {o:.1f} | {c / max(t, tc):.2f} | {c / o:.2f} |")
 print()
-print(f"peak RSS (MiB, whole process): cnnspot {rss['cnnspot']:.0f}, PyTorch {rss['torch']:.0f}, "
+print()
+print(f"int8 mode (`--precision int8`, {ci[0].get('int8_kernel', '?')} kernel) against the float32 engines:")
+print()
+print("| images/s | cnnspot int8 | cnnspot f32 | ONNX Runtime f32 | int8 / cnnspot f32 | int8 / ONNX Runtime f32 |")
+print("|---|---|---|---|---|---|")
+for key, label in settings:
+    i, c, o = (rate[(e, key)] for e in ("cnnspot_int8", "cnnspot", "ort"))
+    print(f"| {label} | {i:.1f} | {c:.1f} | {o:.1f} | {i / c:.2f} | {i / o:.2f} |")
+print()
+print(f"peak RSS (MiB, whole process): cnnspot {rss['cnnspot']:.0f} (int8 {rss['cnnspot_int8']:.0f}), PyTorch {rss['torch']:.0f}, "
       f"ONNX Runtime {rss['ort']:.0f}")
 gaps = [c.get("max_logit_gap") for c in cn if c.get("max_logit_gap") is not None]
 if gaps:
