@@ -52,6 +52,12 @@ impl Int8Isa {
         }
     }
 
+    /// Whether int8 on this kernel is faster than the f32 kernels; the
+    /// portable one is for CPUs without VNNI and is about 15x slower.
+    pub fn is_fast(self) -> bool {
+        self != Int8Isa::Portable
+    }
+
     /// Whether this CPU has the instructions of `self`.
     pub fn supported(self) -> bool {
         match self {

@@ -54,6 +54,14 @@ impl ModelArgs {
         detector
             .set_precision(self.precision)
             .map_err(|e| anyhow!("{e}; leave out --engine burn for --precision int8"))?;
+        if let Some(net) = detector.fast_network() {
+            if net.precision() == Precision::Int8 && !net.int8_isa().is_fast() {
+                eprintln!(
+                    "warning: this CPU has no AVX-512 VNNI, so --precision int8 runs a portable \
+                     kernel about 15x slower than f32; leave --precision out for speed"
+                );
+            }
+        }
         Ok(detector)
     }
 }

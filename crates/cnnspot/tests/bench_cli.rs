@@ -137,3 +137,64 @@ fn both_engines_give_the_same_scores_and_oversized_images_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("fast or burn"));
 }
+
+#[test]
+fn int8_precision_follows_f32_and_is_refused_where_it_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = ["a.png", "b.png", "c.png"].map(|n| dir.path().join(n));
+    for (seed, path) in images.iter().enumerate() {
+        photo(320, 240, seed as u32 + 7).save(path).unwrap();
+    }
+    let images: Vec<&str> = images.iter().map(|p| p.to_str().unwrap()).collect();
+    let mut logits = Vec::new();
+    for precision in ["f32", "int8"] {
+        // The built-in model: trained weights, whose activations are what
+        // the quantisation is made for.
+        let mut args = vec![
+            "detect",
+            "-q",
+            "--format",
+            "jsonl",
+            "--precision",
+            precision,
+        ];
+        args.extend(&images);
+        let out = cnnspot(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        logits.push(
+            rows(&out)
+                .iter()
+                .map(|r| r["logit"].as_f64().unwrap())
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(logits[1].len(), 3);
+    let scale = logits[0].iter().fold(1f64, |m, l| m.max(l.abs()));
+    for (f, q) in logits[0].iter().zip(&logits[1]) {
+        assert!((f - q).abs() < 0.05 * scale, "f32 {f} vs int8 {q}");
+    }
+
+    let out = cnnspot(&[
+        "detect",
+        "--engine",
+        "burn",
+        "--precision",
+        "int8",
+        images[0],
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("int8") && err.contains("--engine burn"),
+        "{err}"
+    );
+
+    let out = cnnspot(&["detect", "--precision", "fp8", images[0]]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("fp8"), "{err}");
+}
