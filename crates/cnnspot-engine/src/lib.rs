@@ -34,6 +34,7 @@
 mod conv;
 mod int8;
 mod kernel;
+mod layer;
 mod winograd;
 
 use std::cell::RefCell;
@@ -42,6 +43,7 @@ use conv::{global_avg_pool, max_pool_3x3s2, Act, Conv, Pool};
 pub use int8::Int8Isa;
 use int8::{quantize, QAct};
 pub use kernel::Isa;
+pub use layer::ConvLayer;
 
 /// The arithmetic of the convolutions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

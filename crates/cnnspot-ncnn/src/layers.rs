@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use cnnspot_engine::ConvLayer;
+
 use crate::ops::{self, Activation, ConvGeom, DeconvGeom, Tensor};
 use crate::param::{BinReader, LayerLine, ParamDict};
 use crate::NcnnError;
@@ -30,8 +32,11 @@ pub(crate) enum Kind {
         pads: [i32; 4],
         pad_value: f32,
         act: Activation,
+        /// Empty when `fast` holds the weights.
         weight: Vec<f32>,
         bias: Option<Vec<f32>>,
+        /// The detector engine's kernels, for the geometries they cover.
+        fast: Option<Box<ConvLayer>>,
     },
     Deconv {
         cin: usize,
@@ -245,12 +250,22 @@ impl Layer {
                     )));
                 }
                 let cin = wsize / per * groups;
-                let weight = rd.load_tagged(wsize, "weight").map_err(bin)?;
+                let mut weight = rd.load_tagged(wsize, "weight").map_err(bin)?;
                 let bias = if bias_term {
                     Some(rd.load_raw(cout, "bias").map_err(bin)?)
                 } else {
                     None
                 };
+                let fast = (groups == 1 && pad_value == 0.0 && ConvLayer::suits(cout))
+                    .then(|| engine_geometry([kw, kh], [dw, dh], [sw, sh], [pl, pr, pt, pb]))
+                    .flatten()
+                    .map(|(stride, pad)| {
+                        let shape = [cout, cin, kh, kw];
+                        Box::new(ConvLayer::new(&weight, shape, bias.as_deref(), stride, pad))
+                    });
+                if fast.is_some() {
+                    weight = Vec::new();
+                }
                 Kind::Conv {
                     cin,
                     cout,
@@ -266,6 +281,7 @@ impl Layer {
                     act,
                     weight,
                     bias,
+                    fast,
                 }
             }
             "Deconvolution" => {
@@ -650,6 +666,7 @@ impl Layer {
                 act,
                 weight,
                 bias,
+                fast,
             } => {
                 let x = &args[0];
                 self.need3(x)?;
@@ -685,6 +702,12 @@ impl Layer {
                 let outw = (wp - kew) / sw + 1;
                 let outh = (hp - keh) / sh + 1;
                 self.check(&[*cout, outh, outw], max)?;
+                if let Some(fast) = fast {
+                    let (mut out, oh, ow) = fast.forward_chw(&x.data, x.h, x.w);
+                    debug_assert_eq!((oh, ow), (outh, outw));
+                    act.apply_slice(&mut out);
+                    return one(Tensor::new3(*cout, outh, outw, out));
+                }
                 let g = ConvGeom {
                     kw: *kw,
                     kh: *kh,
@@ -1345,4 +1368,25 @@ fn binop(op: i32, a: f32, b: f32) -> f32 {
         10 => a.atan2(b),
         _ => b.atan2(a),
     }
+}
+
+/// The stride and padding of a convolution the engine's kernels run (square
+/// kernel and stride, no dilation, the same zero padding on every side), or
+/// `None`. ncnn's "same" padding (-233, -234) is symmetric at stride 1 for
+/// an odd kernel, whatever the input size.
+fn engine_geometry(
+    [kw, kh]: [usize; 2],
+    [dw, dh]: [usize; 2],
+    [sw, sh]: [usize; 2],
+    pads: [i32; 4],
+) -> Option<(usize, usize)> {
+    if kw != kh || dw != 1 || dh != 1 || sw != sh {
+        return None;
+    }
+    let pad = match pads[0] {
+        -233 | -234 => (sw == 1 && kw % 2 == 1).then_some((kw - 1) / 2)?,
+        p if p >= 0 && pads.iter().all(|&q| q == p) => p as usize,
+        _ => return None,
+    };
+    Some((sw, pad))
 }

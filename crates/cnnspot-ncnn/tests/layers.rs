@@ -141,6 +141,51 @@ fn convolution_3x3_pad1_bias_leaky() {
 }
 
 #[test]
+fn convolutions_on_the_engine_kernels_match_the_reference() {
+    // 64 and 128 outputs take the detector engine's kernels (3x3 "same" at
+    // stride 1 on a Winograd-sized image, explicit pad 1 at stride 2, 1x1);
+    // 3 outputs stay on the general route. Leaky ReLU is applied after.
+    let (cin, c1, c2, c3) = (5, 64, 128, 3);
+    let w1 = seq(c1 * cin * 9, 0.08, -0.4);
+    let b1 = seq(c1, 0.05, -0.25);
+    let w2 = seq(c2 * c1 * 9, 0.01, -0.05);
+    let w3 = seq(c3 * c2, 0.02, -0.1);
+    let b3 = vec![0.2, -0.1, 0.0];
+    let p = format!(
+        "7767517\n4 4\nInput in 0 1 data\n\
+         Convolution c1 1 1 data a 0={c1} 1=3 4=-233 5=1 6={} 9=2 -23310=1,0.1\n\
+         Convolution c2 1 1 a b 0={c2} 1=3 3=2 4=1 6={}\n\
+         Convolution c3 1 1 b out 0={c3} 1=1 5=1 6={}\n",
+        w1.len(),
+        w2.len(),
+        w3.len()
+    );
+    let n = net(
+        &p,
+        Bin::default()
+            .tagged(&w1)
+            .raw(&b1)
+            .tagged(&w2)
+            .tagged(&w3)
+            .raw(&b3),
+    );
+    let x = mat(cin, 19, 14);
+    let y = n.run(&x).expect("run");
+    let mut a = ref_conv(&x, c1, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 1, &w1, &b1);
+    a.data.iter_mut().for_each(|v| {
+        if *v < 0.0 {
+            *v *= 0.1
+        }
+    });
+    let b = ref_conv(&a, c2, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), 1, &w2, &[]);
+    let r = ref_conv(&b, c3, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1, &w3, &b3);
+    assert_eq!((y.c, y.h, y.w), (3, 10, 7));
+    let scale = r.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 1.0, "a test of nothing: {scale}");
+    close(&y.data, &r.data, 1e-5 * scale);
+}
+
+#[test]
 fn convolution_stride_dilation_asymmetric_pad_fp16() {
     let (cin, cout) = (3, 2);
     let w = seq(cout * cin * 6, 0.125, -0.625); // 2x3 kernel, dyadic: exact in fp16
