@@ -694,12 +694,20 @@ fn conv_against_reference() {
         [usize; 2],
         [usize; 4],
     );
-    let cases: [Case; 5] = [
+    // The last four have enough output channels for the detector engine's
+    // kernels: Winograd on a batch of 2, stride 2 whose bottom padding is
+    // never read (so the engine's symmetric padding fits), asymmetric
+    // padding (the general route), 1x1.
+    let cases: [Case; 9] = [
         ((1, 3, 9, 11), (4, 3, 3), 1, [1, 1], [1, 1], [1, 1, 1, 1]),
         ((2, 4, 8, 7), (6, 3, 3), 2, [2, 2], [1, 1], [0, 1, 2, 0]),
         ((1, 6, 10, 9), (6, 3, 2), 3, [1, 2], [2, 1], [2, 0, 1, 3]),
         ((1, 4, 6, 6), (4, 3, 3), 4, [1, 1], [1, 1], [1, 1, 1, 1]),
         ((1, 8, 5, 5), (16, 1, 1), 1, [1, 1], [1, 1], [0, 0, 0, 0]),
+        ((2, 5, 12, 10), (64, 3, 3), 1, [1, 1], [1, 1], [1, 1, 1, 1]),
+        ((1, 3, 8, 8), (64, 3, 3), 1, [2, 2], [1, 1], [1, 1, 0, 0]),
+        ((1, 4, 7, 7), (64, 3, 3), 1, [1, 1], [1, 1], [0, 1, 2, 0]),
+        ((1, 8, 5, 6), (128, 1, 1), 1, [1, 1], [1, 1], [0, 0, 0, 0]),
     ];
     for (xs, (m, kh, kw), group, stride, dil, pads) in cases {
         let (n, c, h, w) = xs;
