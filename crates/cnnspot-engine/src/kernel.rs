@@ -182,21 +182,36 @@ mod avx512 {
     /// as [`super::portable_tile`] requires.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn tile<const R: usize>(t: &Tile) {
+        // Only the 16-channel vectors that hold output columns are computed:
+        // a layer with 32 outputs (common in the generators) does half the
+        // work of a full panel, not all of it.
+        // SAFETY: this function's contract is the one `tile_v` needs.
+        unsafe {
+            match t.cols.div_ceil(16) {
+                0 | 1 => tile_v::<R, 1>(t),
+                2 => tile_v::<R, 2>(t),
+                3 => tile_v::<R, 3>(t),
+                _ => tile_v::<R, 4>(t),
+            }
+        }
+    }
+
+    /// [`tile`] for the first `V` vectors of 16 columns (`cols <= 16 * V`).
+    ///
+    /// # Safety
+    /// As [`tile`].
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tile_v<const R: usize, const V: usize>(t: &Tile) {
         // SAFETY: by this function's contract the CPU has AVX-512F and every pointer of
         // `t` is valid for the rows, columns and segment lengths it describes
         // (the bias for NR values, masked loads and stores beyond `cols`).
         unsafe {
             let segments = t.a.len() / MR;
-            let mut acc = [[_mm512_setzero_ps(); 4]; R];
-            let bias = [
-                _mm512_loadu_ps(t.bias),
-                _mm512_loadu_ps(t.bias.add(16)),
-                _mm512_loadu_ps(t.bias.add(32)),
-                _mm512_loadu_ps(t.bias.add(48)),
-            ];
-            for row in acc.iter_mut() {
-                *row = bias;
+            let mut bias = [_mm512_setzero_ps(); V];
+            for (j, v) in bias.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(t.bias.add(16 * j));
             }
+            let mut acc = [bias; R];
             // The residual is read only after the whole reduction; asking for
             // its cache lines now hides their latency behind the arithmetic
             // (the short-K 1x1 convolutions that add it ran about 15% slower
@@ -204,7 +219,7 @@ mod avx512 {
             if !t.residual.is_null() {
                 for r in 0..R {
                     let p = t.residual.add(r * t.ldc) as *const i8;
-                    for line in 0..4 {
+                    for line in 0..V {
                         _mm_prefetch::<_MM_HINT_T0>(p.add(line * 64));
                     }
                 }
@@ -215,16 +230,15 @@ mod avx512 {
                 a.copy_from_slice(&t.a[s * MR..s * MR + R]);
                 for k in 0..t.seg_len {
                     let bk = b.add(k * NR);
-                    let b0 = _mm512_loadu_ps(bk);
-                    let b1 = _mm512_loadu_ps(bk.add(16));
-                    let b2 = _mm512_loadu_ps(bk.add(32));
-                    let b3 = _mm512_loadu_ps(bk.add(48));
+                    let mut bv = [_mm512_setzero_ps(); V];
+                    for (j, v) in bv.iter_mut().enumerate() {
+                        *v = _mm512_loadu_ps(bk.add(16 * j));
+                    }
                     for r in 0..R {
                         let x = _mm512_set1_ps(*a[r].add(k));
-                        acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
-                        acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
-                        acc[r][2] = _mm512_fmadd_ps(x, b2, acc[r][2]);
-                        acc[r][3] = _mm512_fmadd_ps(x, b3, acc[r][3]);
+                        for j in 0..V {
+                            acc[r][j] = _mm512_fmadd_ps(x, bv[j], acc[r][j]);
+                        }
                     }
                 }
                 b = b.add(t.seg_len * NR);

@@ -5,7 +5,10 @@
 use rayon::prelude::*;
 
 use crate::conv::{Act, Conv, Pool};
-use crate::kernel::{Isa, NR};
+use crate::kernel::Isa;
+
+/// Output channels per vector of the f32 kernels.
+const LANES: usize = 16;
 
 /// A convolution with a bias and the same zero padding on every side.
 #[derive(Debug)]
@@ -17,11 +20,11 @@ pub struct ConvLayer {
 
 impl ConvLayer {
     /// Whether these kernels suit a convolution with `cout` outputs: they
-    /// compute whole panels of 64 output channels, so a layer with 32 (or
-    /// 3) wastes half (or 95%) of its work, and a general matrix product
-    /// does better.
+    /// compute whole vectors of 16 output channels, so a layer with 8 (or 3)
+    /// would waste half (or 80%) of its work, where a general matrix product
+    /// does not.
     pub fn suits(cout: usize) -> bool {
-        cout.div_ceil(NR) * NR * 4 <= cout * 5
+        cout.div_ceil(LANES) * LANES * 4 <= cout * 5
     }
 
     /// `weight` is laid out `[cout][cin][kh][kw]` (PyTorch, ncnn, ONNX),
@@ -173,9 +176,12 @@ mod tests {
     fn a_layer_is_the_textbook_convolution_in_every_geometry() {
         // Winograd (3x3/1 pad 1 on a large enough image), direct 3x3 on a
         // small one, strided, unpadded, 1x1, odd channel counts (the first
-        // layer of an RGB network, SRMD's 18 planes), outputs past one panel.
+        // layer of an RGB network, SRMD's 18 planes), outputs past one panel or
+        // short of one (Winograd included).
         let cases = [
             (3, 64, 3, 1, 1, 20, 17),
+            (16, 40, 3, 1, 1, 12, 12),
+            (32, 32, 3, 1, 1, 9, 16),
             (18, 5, 3, 1, 1, 3, 4),
             (8, 70, 3, 2, 1, 13, 9),
             (5, 7, 3, 1, 0, 9, 11),
@@ -200,8 +206,12 @@ mod tests {
 
     #[test]
     fn layers_that_would_waste_panel_columns_are_not_suited() {
-        assert!(ConvLayer::suits(64) && ConvLayer::suits(128) && ConvLayer::suits(60));
-        assert!(!ConvLayer::suits(32) && !ConvLayer::suits(3) && !ConvLayer::suits(65));
+        for cout in [13, 16, 32, 64, 128] {
+            assert!(ConvLayer::suits(cout), "{cout}");
+        }
+        for cout in [3, 8, 12, 17] {
+            assert!(!ConvLayer::suits(cout), "{cout}");
+        }
     }
 
     #[test]

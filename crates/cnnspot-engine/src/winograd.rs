@@ -170,7 +170,9 @@ impl Winograd {
                         for p in p0..p1 {
                             let tile = Tile {
                                 rows: (rows - r0).min(MR),
-                                cols: NR,
+                                // Columns past `cout` are never read back
+                                // (the output transform stops at `cout`).
+                                cols: (cout - p * NR).min(NR),
                                 seg_len: cin,
                                 a: &table,
                                 // SAFETY: inside U (16 * panels * cin * NR)
