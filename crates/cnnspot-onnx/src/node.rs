@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use cnnspot_engine::ConvLayer;
-
 use crate::ops::{
     self, bad, checked_len, BinaryOp, ConvGeom, Ctx, OpError, OpResult, PadMode, Pool, UnaryOp,
 };
@@ -1174,44 +1172,8 @@ fn conv(args: &[Option<Arc<Value>>], c: &ConvAttrs, cx: &Ctx<'_>) -> OpResult<Va
         outh,
         outw,
     };
-    let (isz, osz) = (cin * h * wd, m * outh * outw);
-    // The detector engine's kernels, where the geometry is theirs: square
-    // kernel and stride, no dilation or groups, the same padding on all
-    // four sides, enough output channels to fill its panels. The weights
-    // are packed per call: a small cost beside the convolution.
-    // Zero padding of `pt` on every side gives the same rows and columns
-    // exactly when it gives the same output size.
-    let same_size = |inn: usize, k: usize, out: usize| {
-        inn + 2 * pt >= k && (inn + 2 * pt - k) / geom.sh + 1 == out
-    };
-    let symmetric = pt == pl && same_size(h, kh, outh) && same_size(wd, kw, outw);
-    let engine = g == 1
-        && kh == kw
-        && geom.sh == geom.sw
-        && geom.dh == 1
-        && geom.dw == 1
-        && symmetric
-        && osz > 0
-        && ConvLayer::suits(m);
-    if engine {
-        let layer = ConvLayer::new(
-            &w.data,
-            [m, cin, kh, kw],
-            bias.map(|b| b.data.as_slice()),
-            geom.sh,
-            pt,
-        );
-        let mut out = Vec::with_capacity(total);
-        for b in 0..n {
-            let (y, _, _) = layer.forward_chw(&x.data[b * isz..(b + 1) * isz], h, wd);
-            out.extend_from_slice(&y);
-        }
-        return Ok(Value::F32(Tensor {
-            shape: out_shape.to_vec(),
-            data: out,
-        }));
-    }
     let mut out = cx.pool.filled(total, 0.0);
+    let (isz, osz) = (cin * h * wd, m * outh * outw);
     if osz > 0 {
         for b in 0..n {
             ops::conv2d(

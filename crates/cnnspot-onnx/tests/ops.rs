@@ -694,10 +694,8 @@ fn conv_against_reference() {
         [usize; 2],
         [usize; 4],
     );
-    // The last four have enough output channels for the detector engine's
-    // kernels: Winograd on a batch of 2, stride 2 whose bottom padding is
-    // never read (so the engine's symmetric padding fits), asymmetric
-    // padding (the general route), 1x1.
+    // Wider ones too: a batch of 2, stride 2 whose bottom padding is never
+    // read, asymmetric padding, 1x1 with many outputs.
     let cases: [Case; 9] = [
         ((1, 3, 9, 11), (4, 3, 3), 1, [1, 1], [1, 1], [1, 1, 1, 1]),
         ((2, 4, 8, 7), (6, 3, 3), 2, [2, 2], [1, 1], [0, 1, 2, 0]),
