@@ -14,6 +14,10 @@ const LANES: usize = 16;
 #[derive(Debug)]
 pub struct ConvLayer {
     conv: Conv,
+    /// Pixels cut from each side of `conv`'s output: an unpadded 3x3
+    /// convolution runs as the padded one (Winograd's form) on the same
+    /// image, whose output is the unpadded one with a 1-pixel border.
+    crop: usize,
     isa: Isa,
     pool: Pool,
 }
@@ -49,9 +53,21 @@ impl ConvLayer {
         assert_eq!(bias.len(), cout, "bias");
         // A BatchNorm of scale 1/sqrt(1 + 0) = 1 and shift `bias` folds into
         // exactly the weights and bias given.
-        let conv = Conv::folded(weight, &shape, &ones, bias, &zeros, &ones, 0.0, stride, pad);
+        let crop = usize::from(shape[2] == 3 && shape[3] == 3 && stride == 1 && pad == 0);
+        let conv = Conv::folded(
+            weight,
+            &shape,
+            &ones,
+            bias,
+            &zeros,
+            &ones,
+            0.0,
+            stride,
+            pad + crop,
+        );
         ConvLayer {
             conv,
+            crop,
             isa: Isa::detect(),
             pool: Pool::default(),
         }
@@ -60,8 +76,11 @@ impl ConvLayer {
     /// The output size for an input of `h x w` pixels, or `None` when the
     /// padded input is smaller than the kernel.
     pub fn out_size(&self, h: usize, w: usize) -> Option<(usize, usize)> {
-        let c = &self.conv;
-        (h + 2 * c.pad >= c.kh && w + 2 * c.pad >= c.kw).then(|| c.out_size(h, w))
+        let (c, pad) = (&self.conv, self.conv.pad - self.crop);
+        (h + 2 * pad >= c.kh && w + 2 * pad >= c.kw).then(|| {
+            let (oh, ow) = c.out_size(h, w);
+            (oh - 2 * self.crop, ow - 2 * self.crop)
+        })
     }
 
     /// The convolution of one `[cin][h][w]` image: `([cout][oh][ow], oh, ow)`.
@@ -73,7 +92,7 @@ impl ConvLayer {
         let (cin, cout) = (self.conv.cin, self.conv.cout);
         assert_eq!(x.len(), cin * h * w, "input size");
         let (oh, ow) = self.out_size(h, w).expect("image smaller than the kernel");
-        self.pool.begin(h * w.max(oh * ow));
+        self.pool.begin((h * w).max(oh * ow));
         let mut nhwc = self.pool.take(h * w * cin);
         transpose(x, &mut nhwc, cin, h * w);
         let input = Act {
@@ -84,12 +103,30 @@ impl ConvLayer {
             data: nhwc,
         };
         let out = self.conv.forward(self.isa, &self.pool, &input, None, false);
-        let mut chw = vec![0f32; cout * oh * ow];
-        transpose(&out.data, &mut chw, oh * ow, cout);
         self.pool.give(input.data);
-        self.pool.give(out.data);
+        let out = if self.crop > 0 {
+            let cropped = crop_nhwc(&self.pool, &out, self.crop);
+            self.pool.give(out.data);
+            cropped
+        } else {
+            out.data
+        };
+        let mut chw = vec![0f32; cout * oh * ow];
+        transpose(&out, &mut chw, oh * ow, cout);
+        self.pool.give(out);
         (chw, oh, ow)
     }
+}
+
+/// The pixels of one NHWC image `x` at least `crop` from every side.
+fn crop_nhwc(pool: &Pool, x: &Act, crop: usize) -> Vec<f32> {
+    let (h, w, c) = (x.h - 2 * crop, x.w - 2 * crop, x.c);
+    let mut out = pool.take(h * w * c);
+    out.par_chunks_mut(w * c).enumerate().for_each(|(y, row)| {
+        let start = ((y + crop) * x.w + crop) * c;
+        row.copy_from_slice(&x.data[start..start + w * c]);
+    });
+    out
 }
 
 /// `dst[j][i] = src[i][j]` for a `rows x cols` matrix `src`, in cache-sized
@@ -185,6 +222,8 @@ mod tests {
             (18, 5, 3, 1, 1, 3, 4),
             (8, 70, 3, 2, 1, 13, 9),
             (5, 7, 3, 1, 0, 9, 11),
+            (8, 32, 3, 1, 0, 14, 12),
+            (6, 16, 3, 1, 0, 3, 5),
             (64, 130, 1, 1, 0, 6, 7),
             (4, 3, 5, 1, 2, 12, 10),
         ];
@@ -219,5 +258,9 @@ mod tests {
         let layer = ConvLayer::new(&[0.0; 2 * 25], [2, 1, 5, 5], None, 1, 1);
         assert_eq!(layer.out_size(2, 9), None);
         assert_eq!(layer.out_size(3, 3), Some((1, 1)));
+        // Unpadded 3x3: run padded, then cropped.
+        let layer = ConvLayer::new(&[0.0; 2 * 9], [2, 1, 3, 3], None, 1, 0);
+        assert_eq!(layer.out_size(2, 5), None);
+        assert_eq!(layer.out_size(3, 4), Some((1, 2)));
     }
 }
