@@ -206,7 +206,7 @@ def bench(ncnn, args):
                 print(r.stderr, file=sys.stderr)
         rows.append((name, x.shape, y.shape, t_ours, t_ncnn))
         print(f"| {name} | {x.shape[2]}x{x.shape[1]} -> {y.shape[-1]}x{y.shape[-2]} | "
-              f"{t_ours:.2f} | {t_ncnn:.2f} |", flush=True)
+              f"{t_ours:.3f} | {t_ncnn:.3f} |", flush=True)
 
 
 if __name__ == "__main__":
