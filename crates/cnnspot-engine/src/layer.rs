@@ -19,7 +19,6 @@ pub struct ConvLayer {
     /// image, whose output is the unpadded one with a 1-pixel border.
     crop: usize,
     isa: Isa,
-    pool: Pool,
 }
 
 impl ConvLayer {
@@ -69,7 +68,6 @@ impl ConvLayer {
             conv,
             crop,
             isa: Isa::detect(),
-            pool: Pool::default(),
         }
     }
 
@@ -92,8 +90,12 @@ impl ConvLayer {
         let (cin, cout) = (self.conv.cin, self.conv.cout);
         assert_eq!(x.len(), cin * h * w, "input size");
         let (oh, ow) = self.out_size(h, w).expect("image smaller than the kernel");
-        self.pool.begin((h * w).max(oh * ow));
-        let mut nhwc = self.pool.take(h * w * cin);
+        // A pool per call, not per layer: a generator has hundreds of
+        // layers, and buffers kept by each (2.2 GB for Real-ESRGAN x4plus)
+        // would cost more than allocating them again.
+        let pool = Pool::default();
+        pool.begin((h * w).max(oh * ow));
+        let mut nhwc = pool.take(h * w * cin);
         transpose(x, &mut nhwc, cin, h * w);
         let input = Act {
             n: 1,
@@ -102,18 +104,17 @@ impl ConvLayer {
             c: cin,
             data: nhwc,
         };
-        let out = self.conv.forward(self.isa, &self.pool, &input, None, false);
-        self.pool.give(input.data);
+        let out = self.conv.forward(self.isa, &pool, &input, None, false);
+        pool.give(input.data);
         let out = if self.crop > 0 {
-            let cropped = crop_nhwc(&self.pool, &out, self.crop);
-            self.pool.give(out.data);
+            let cropped = crop_nhwc(&pool, &out, self.crop);
+            pool.give(out.data);
             cropped
         } else {
             out.data
         };
         let mut chw = vec![0f32; cout * oh * ow];
         transpose(&out, &mut chw, oh * ow, cout);
-        self.pool.give(out);
         (chw, oh, ow)
     }
 }
