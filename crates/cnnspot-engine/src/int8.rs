@@ -30,32 +30,40 @@ use super::SyncPtr;
 pub enum Int8Isa {
     /// AVX-512 VNNI (`vpdpbusd`): Ice Lake and later Intel, Zen 4 and 5.
     Vnni512,
-    /// Plain Rust (exact, slow): for CPUs without VNNI and for tests.
+    /// AVX2 (`vpmaddwd` on values widened to 16 bits): exact, about as fast
+    /// as the f32 kernels, so that int8 is no trap on CPUs without VNNI.
+    Avx2,
+    /// Plain Rust (exact, slow): for other CPUs and for tests.
     Portable,
 }
 
 impl Int8Isa {
     /// Every kernel, best first.
-    pub const ALL: [Int8Isa; 2] = [Int8Isa::Vnni512, Int8Isa::Portable];
+    pub const ALL: [Int8Isa; 3] = [Int8Isa::Vnni512, Int8Isa::Avx2, Int8Isa::Portable];
 
-    /// The best int8 kernel this CPU runs; `CNNSPOT_KERNEL=avx2|portable`
-    /// (which cap the f32 kernels) select the portable one.
+    /// The best int8 kernel this CPU runs; `CNNSPOT_KERNEL=avx2` (which
+    /// caps the f32 kernels) selects the AVX2 one, `portable` the portable.
     pub fn detect() -> Int8Isa {
-        let capped = matches!(
-            std::env::var("CNNSPOT_KERNEL").as_deref(),
-            Ok("portable") | Ok("avx2")
-        ) || std::env::var_os("CNNSPOT_PORTABLE_KERNEL").is_some_and(|v| v == "1");
-        if !capped && Int8Isa::Vnni512.supported() {
+        let cap = std::env::var("CNNSPOT_KERNEL");
+        let portable = matches!(cap.as_deref(), Ok("portable"))
+            || std::env::var_os("CNNSPOT_PORTABLE_KERNEL").is_some_and(|v| v == "1");
+        let avx2 = matches!(cap.as_deref(), Ok("avx2"));
+        if portable {
+            Int8Isa::Portable
+        } else if !avx2 && Int8Isa::Vnni512.supported() {
             Int8Isa::Vnni512
+        } else if Int8Isa::Avx2.supported() {
+            Int8Isa::Avx2
         } else {
             Int8Isa::Portable
         }
     }
 
-    /// Whether int8 on this kernel is faster than the f32 kernels; the
-    /// portable one is for CPUs without VNNI and is about 15x slower.
+    /// Whether int8 on this kernel is faster than the f32 kernels: only
+    /// with VNNI (the AVX2 one is about as fast as f32, the portable one
+    /// about 15x slower).
     pub fn is_fast(self) -> bool {
-        self != Int8Isa::Portable
+        self == Int8Isa::Vnni512
     }
 
     /// Whether this CPU has the instructions of `self`.
@@ -66,6 +74,11 @@ impl Int8Isa {
                 std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512bw")
                     && std::arch::is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Int8Isa::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
             }
             Int8Isa::Portable => true,
             #[cfg(not(target_arch = "x86_64"))]
@@ -92,6 +105,15 @@ impl Int8Isa {
                     3 => vnni::tile::<3>(t),
                     2 => vnni::tile::<2>(t),
                     _ => vnni::tile::<1>(t),
+                },
+                #[cfg(target_arch = "x86_64")]
+                Int8Isa::Avx2 => match t.rows {
+                    6 => avx2::tile::<6>(t),
+                    5 => avx2::tile::<5>(t),
+                    4 => avx2::tile::<4>(t),
+                    3 => avx2::tile::<3>(t),
+                    2 => avx2::tile::<2>(t),
+                    _ => avx2::tile::<1>(t),
                 },
                 _ => portable_tile(t),
             }
@@ -237,6 +259,94 @@ mod vnni {
                         v = _mm512_max_ps(v, zero);
                     }
                     _mm512_mask_storeu_ps(t.c.add(off), mask, v);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{QTile, MR, NR};
+    use std::arch::x86_64::*;
+
+    /// The AVX2 tile kernel. Without VNNI, 4 products are summed by widening
+    /// the inputs (u8) and weights (i8) to 16 bits and `vpmaddwd`, which adds
+    /// pairs into 32 bits exactly (at most 2 x 255 x 127), so the sums, and
+    /// with the same epilogue the outputs, equal the other kernels' bits.
+    /// Each accumulator holds 4 columns x 2 half-sums; 2 rows x 16 columns
+    /// at a time fit the 16 registers.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA, and every pointer in `t` must be
+    /// valid as [`super::portable_tile`] requires.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn tile<const R: usize>(t: &QTile) {
+        // SAFETY: by this function's contract the CPU has the instructions and
+        // every pointer of `t` is valid for what it describes (the weights for
+        // NR columns per 4 steps, bias and scales for NR values, the output and
+        // residual for `cols` columns, written with masks).
+        unsafe {
+            let segments = t.a.len() / MR;
+            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            for pass in 0..NR / 16 {
+                let col0 = pass * 16;
+                if col0 >= t.cols {
+                    break;
+                }
+                let mut r0 = 0;
+                while r0 < R {
+                    let rows = (R - r0).min(2);
+                    let mut acc = [[_mm256_setzero_si256(); 4]; 2];
+                    let mut b = t.b;
+                    for s in 0..segments {
+                        let a = [t.a[s * MR + r0], t.a[s * MR + r0 + (rows - 1)]];
+                        for k in (0..t.seg_len).step_by(4) {
+                            // 4 columns x 4 steps of weights per vector.
+                            let bk = b.add(k * NR + col0 * 4);
+                            let mut w = [_mm256_setzero_si256(); 4];
+                            for (j, wj) in w.iter_mut().enumerate() {
+                                let raw = _mm_loadu_si128(bk.add(16 * j) as *const __m128i);
+                                *wj = _mm256_cvtepi8_epi16(raw);
+                            }
+                            for (r, row) in acc.iter_mut().enumerate().take(rows) {
+                                let quad = (a[r].add(k) as *const i32).read_unaligned();
+                                let x16 = _mm_cvtepu8_epi16(_mm_cvtsi32_si128(quad));
+                                let x = _mm256_broadcastq_epi64(x16);
+                                for (v, &wj) in row.iter_mut().zip(&w) {
+                                    *v = _mm256_add_epi32(*v, _mm256_madd_epi16(x, wj));
+                                }
+                            }
+                        }
+                        b = b.add(t.seg_len * NR);
+                    }
+                    for (r, row) in acc.iter().enumerate().take(rows) {
+                        let ascale = _mm256_set1_ps(t.ascale[r0 + r]);
+                        for half in 0..2 {
+                            let first = col0 + 8 * half;
+                            if first >= t.cols {
+                                break;
+                            }
+                            // Half-sums to sums: hadd gives columns
+                            // 0 1 4 5 | 2 3 6 7; the permute orders them.
+                            let sums = _mm256_hadd_epi32(row[2 * half], row[2 * half + 1]);
+                            let sums = _mm256_permute4x64_epi64::<0xD8>(sums);
+                            let left = (t.cols - first).min(8) as i32;
+                            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lanes);
+                            let scale = _mm256_mul_ps(_mm256_loadu_ps(t.wscale.add(first)), ascale);
+                            let bias = _mm256_loadu_ps(t.bias.add(first));
+                            let mut v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, bias);
+                            let off = (r0 + r) * t.ldc + first;
+                            if !t.residual.is_null() {
+                                v = _mm256_add_ps(v, _mm256_maskload_ps(t.residual.add(off), mask));
+                            }
+                            if t.relu {
+                                v = _mm256_max_ps(v, _mm256_setzero_ps());
+                            }
+                            _mm256_maskstore_ps(t.c.add(off), mask, v);
+                        }
+                    }
+                    r0 += rows;
                 }
             }
         }
@@ -429,7 +539,7 @@ mod tests {
             let wscale: Vec<f32> = (0..NR).map(|_| (next() % 100 + 1) as f32 * 1e-4).collect();
             let residual: Vec<f32> = (0..MR * ldc).map(|_| next() as f32 / 1e6 - 8.0).collect();
             for rows in 1..=MR {
-                for cols in [1, 15, 16, 17, 40, NR] {
+                for cols in [1, 7, 9, 15, 16, 17, 36, 40, NR] {
                     for (with_residual, relu) in [(false, false), (true, true)] {
                         let run = |isa: Int8Isa| {
                             let mut c = vec![f32::NAN; MR * ldc];
@@ -465,8 +575,10 @@ mod tests {
                             let got = run(isa);
                             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                                 if i / ldc < rows && i % ldc < cols {
-                                    assert!(
-                                        (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+                                    // Exact integer sums, the same epilogue.
+                                    assert_eq!(
+                                        g.to_bits(),
+                                        w.to_bits(),
                                         "{isa:?} {rows}x{cols} at {i}: {g} vs {w}"
                                     );
                                 } else {

@@ -54,7 +54,8 @@ pub enum Precision {
     /// 8-bit integer convolutions (see `int8.rs`) for every convolution
     /// that reads a ReLU output, i.e. all but the stem; the stem, pooling,
     /// residual adds and the head stay float32. Fast on CPUs with AVX-512
-    /// VNNI; elsewhere exact but slow.
+    /// VNNI; with AVX2 only, as fast as f32; elsewhere slow. Every kernel
+    /// gives the same bits.
     Int8,
 }
 

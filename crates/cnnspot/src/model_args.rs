@@ -4,6 +4,7 @@
 use anyhow::{anyhow, Result};
 use cnnspot::ModelLookupError;
 use cnnspot_core::{Detector, Engine, Precision, DEFAULT_MAX_INFER_PIXELS};
+use cnnspot_engine::Int8Isa;
 
 use crate::CacheArgs;
 
@@ -56,9 +57,13 @@ impl ModelArgs {
             .map_err(|e| anyhow!("{e}; leave out --engine burn for --precision int8"))?;
         if let Some(net) = detector.fast_network() {
             if net.precision() == Precision::Int8 && !net.int8_isa().is_fast() {
+                let speed = match net.int8_isa() {
+                    Int8Isa::Avx2 => "at about f32's speed (AVX2)",
+                    _ => "about 15x slower than f32 (portable kernel)",
+                };
                 eprintln!(
-                    "warning: this CPU has no AVX-512 VNNI, so --precision int8 runs a portable \
-                     kernel about 15x slower than f32; leave --precision out for speed"
+                    "warning: without AVX-512 VNNI, --precision int8 runs {speed}; \
+                     leave --precision out for f32"
                 );
             }
         }
